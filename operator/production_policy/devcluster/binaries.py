@@ -1,0 +1,397 @@
+"""Provide the control-plane binaries: found, cached, or built from the Go module proxy.
+
+Standard library only, so it can run before the virtualenv exists
+(``python3 operator/production_policy/devcluster/binaries.py``).
+
+Lookup order for each binary: ``$KUBEBUILDER_ASSETS`` (the envtest convention), the per-version
+cache under ``~/.cache/production-policy/``, then ``PATH`` (only when its version is recent
+enough); otherwise it is built with ``go build`` and cached. Kubernetes staging modules cannot be
+built with ``go install pkg@version`` (path replaces), so a wrapper go.mod pins each of them to
+the published ``v0.Y.Z`` tag that matches ``k8s.io/kubernetes vY.Z``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+CACHE_ROOT = Path(os.environ.get("PRODUCTION_POLICY_CACHE", Path.home() / ".cache" / "production-policy"))
+
+KUBERNETES_VERSIONS = ("v1.37.2", "v1.36.3", "v1.34.4")
+ETCD_VERSIONS = ("v3.6.16", "v3.6.15", "v3.6.13")
+KWOK_VERSIONS = ("v0.8.0", "v0.7.0")
+HELM_VERSIONS = ("v3.22.0", "v3.21.4")
+
+KUBE_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
+ALL_BINARIES = (*KUBE_BINARIES, "etcd", "kwok", "helm")
+
+# The KWOK binary carries no stages; these are the ones kwokctl installs by default ("fast").
+KWOK_STAGE_FILES = (
+    "kustomize/stage/node/fast/node-initialize.yaml",
+    "kustomize/stage/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
+    "kustomize/stage/pod/fast/pod-ready.yaml",
+    "kustomize/stage/pod/fast/pod-complete.yaml",
+    "kustomize/stage/pod/fast/pod-delete.yaml",
+)
+KWOK_STAGES_NAME = "kwok-stages.yaml"
+
+# The oldest release of each we accept from PATH or KUBEBUILDER_ASSETS.
+MINIMUM_VERSIONS = {
+    "kube-apiserver": (1, 34),
+    "kube-controller-manager": (1, 34),
+    "kube-scheduler": (1, 34),
+    "kubectl": (1, 33),
+    "etcd": (3, 5),
+    "kwok": (0, 7),
+    "helm": (3, 14),
+}
+
+
+class BinaryError(RuntimeError):
+    """A binary could not be found or built; the message says what was tried."""
+
+
+@dataclass(frozen=True)
+class Binaries:
+    """Absolute paths of every control-plane binary, plus KWOK's stage configuration."""
+
+    paths: dict[str, Path]
+    kwok_stages: Path
+
+    def __getitem__(self, name: str) -> Path:
+        return self.paths[name]
+
+
+def log(message: str) -> None:
+    print(f"[cluster-bins] {message}", file=sys.stderr, flush=True)
+
+
+def _go_env() -> dict[str, str]:
+    env = dict(os.environ)
+    flags = env.get("GOFLAGS", "")
+    if "-mod=" not in flags:
+        flags = f"{flags} -mod=mod".strip()
+    env.update(GOFLAGS=flags, GOWORK="off", GOTOOLCHAIN="local", CGO_ENABLED="0")
+    return env
+
+
+def _run_go(args: list[str], cwd: Path, what: str, gobin: Path | None = None) -> str:
+    """Run ``go`` with a heartbeat every 30 s, so a long cold build shows it is alive."""
+    if shutil.which("go") is None:
+        raise BinaryError(
+            "the Go toolchain (go) is not on PATH; install Go >= 1.25 to build the control plane"
+        )
+    started = time.monotonic()
+    done = threading.Event()
+
+    def heartbeat() -> None:
+        while not done.wait(30):
+            log(f"  {what}: still building, {time.monotonic() - started:.0f}s elapsed")
+
+    threading.Thread(target=heartbeat, daemon=True).start()
+    try:
+        env = _go_env()
+        if gobin is not None:
+            env["GOBIN"] = str(gobin)
+        proc = subprocess.run(["go", *args], cwd=cwd, env=env, capture_output=True, text=True)
+    finally:
+        done.set()
+    if proc.returncode != 0:
+        raise BinaryError(_explain_go_failure(what, proc.stderr))
+    log(f"  {what}: done in {time.monotonic() - started:.0f}s")
+    return proc.stdout
+
+
+def _explain_go_failure(what: str, stderr: str) -> str:
+    refused = sorted(
+        set(re.findall(r"([\w./-]+@v[\w.+-]+)[^\n]*(?:404|410|not found|unknown revision|Forbidden)", stderr))
+    )
+    tail = "\n".join(stderr.strip().splitlines()[-15:])
+    if refused:
+        return f"{what}: the module proxy refused {', '.join(refused)}\n{tail}"
+    return f"{what}: go failed\n{tail}"
+
+
+def _version_of(path: Path, name: str) -> tuple[int, int] | None:
+    flag = {"kubectl": ["version", "--client"], "helm": ["version", "--short"], "kwok": ["--version"]}.get(
+        name, ["--version"]
+    )
+    try:
+        out = subprocess.run([str(path), *flag], capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = re.search(r"v?(\d+)\.(\d+)\.\d+", out)
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def _usable(path: Path, name: str) -> bool:
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        return False
+    version = _version_of(path, name)
+    return version is not None and version >= MINIMUM_VERSIONS[name]
+
+
+def _preinstalled(name: str) -> Path | None:
+    assets = os.environ.get("KUBEBUILDER_ASSETS")
+    if assets and _usable(Path(assets) / name, name):
+        return Path(assets) / name
+    found = shutil.which(name)
+    if found and _usable(Path(found), name):
+        return Path(found)
+    return None
+
+
+def _cached(directory: Path, names: tuple[str, ...]) -> bool:
+    return all((directory / n).is_file() for n in names)
+
+
+def _publish(staging: Path, target: Path) -> None:
+    """Move a finished build into the cache atomically, so a half build is never used."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists():
+        shutil.rmtree(target)
+    staging.rename(target)
+
+
+def _with_fallbacks(component: str, versions: tuple[str, ...], build: Callable[[str], Path]) -> Path:
+    errors = []
+    for version in versions:
+        try:
+            return build(version)
+        except BinaryError as exc:
+            log(f"{component} {version} failed: {str(exc).splitlines()[0]}")
+            errors.append(f"--- {component} {version} ---\n{exc}")
+    raise BinaryError(
+        f"could not build {component}; tried {', '.join(versions)} (in that order)\n" + "\n".join(errors)
+    )
+
+
+def _wrapper_module(work: Path, module: str, version: str) -> Path:
+    """A throwaway module; returns the downloaded go.mod of ``module@version``."""
+    (work / "go.mod").write_text("module local.test/ppbins\n\ngo 1.25\n")
+    info = json.loads(
+        _run_go(["mod", "download", "-json", f"{module}@{version}"], work, f"download {module}@{version}")
+    )
+    if "Error" in info:
+        raise BinaryError(f"the module proxy refused {module}@{version}: {info['Error']}")
+    return Path(info["GoMod"])
+
+
+def build_kubernetes(version: str) -> Path:
+    """Build kube-apiserver, kube-controller-manager, kube-scheduler and kubectl at ``version``."""
+    target = CACHE_ROOT / f"kubernetes-{version}"
+    if _cached(target, KUBE_BINARIES):
+        return target
+    minor = version.split(".")[1]
+    staging_version = f"v0.{version.removeprefix('v1.')}"
+    with tempfile.TemporaryDirectory(prefix="ppbins-k8s-") as tmp:
+        work = Path(tmp)
+        upstream = _wrapper_module(work, "k8s.io/kubernetes", version).read_text()
+        go_line = re.search(r"^go \S+$", upstream, re.M)
+        godebug = re.search(r"^godebug .+$", upstream, re.M)
+        staged = sorted(set(re.findall(r"^\s*(k8s\.io/[\w.-]+) => \./staging/", upstream, re.M)))
+        if not staged:
+            raise BinaryError(f"k8s.io/kubernetes@{version}: no staging replaces found in its go.mod")
+        lines = ["module local.test/ppbins", "", go_line.group(0) if go_line else "go 1.25"]
+        if godebug:
+            lines.append(godebug.group(0))
+        lines += ["", f"require k8s.io/kubernetes {version}", "", "replace ("]
+        lines += [f"\t{m} => {m} {staging_version}" for m in staged]
+        lines += [")", ""]
+        (work / "go.mod").write_text("\n".join(lines))
+        ldflags = ["-s", "-w"]
+        for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
+            ldflags += [
+                f"-X {pkg}.gitVersion={version}",
+                f"-X {pkg}.gitMajor=1",
+                f"-X {pkg}.gitMinor={minor}",
+                f"-X {pkg}.gitTreeState=clean",
+                f"-X {pkg}.buildDate=1970-01-01T00:00:00Z",
+            ]
+        out = work / "out"
+        out.mkdir()
+        for name in KUBE_BINARIES:
+            log(f"building {name} {version} (cold: many minutes)")
+            _run_go(
+                [
+                    "build",
+                    "-trimpath",
+                    "-tags",
+                    "selinux,notest,grpcnotrace",
+                    "-ldflags",
+                    " ".join(ldflags),
+                    "-o",
+                    str(out / name),
+                    f"k8s.io/kubernetes/cmd/{name}",
+                ],
+                work,
+                f"{name} {version}",
+            )
+        _publish(out, target)
+    return target
+
+
+def build_etcd(version: str) -> Path:
+    """Build etcd from ``go.etcd.io/etcd/server/v3`` (its module root is the etcd binary)."""
+    target = CACHE_ROOT / f"etcd-{version}"
+    if _cached(target, ("etcd",)):
+        return target
+    with tempfile.TemporaryDirectory(prefix="ppbins-etcd-") as tmp:
+        work = Path(tmp)
+        _wrapper_module(work, "go.etcd.io/etcd/server/v3", version)
+        (work / "go.mod").write_text(
+            f"module local.test/ppbins\n\ngo 1.25\n\nrequire go.etcd.io/etcd/server/v3 {version}\n"
+        )
+        out = work / "out"
+        out.mkdir()
+        log(f"building etcd {version}")
+        _run_go(
+            ["build", "-trimpath", "-ldflags", "-s -w", "-o", str(out / "etcd"), "go.etcd.io/etcd/server/v3"],
+            work,
+            f"etcd {version}",
+        )
+        _publish(out, target)
+    return target
+
+
+def build_kwok(version: str) -> Path:
+    """Build kwok and gather the default node and pod stages kwokctl would install."""
+    target = CACHE_ROOT / f"kwok-{version}"
+    if _cached(target, ("kwok", KWOK_STAGES_NAME)):
+        return target
+    with tempfile.TemporaryDirectory(prefix="ppbins-kwok-") as tmp:
+        work = Path(tmp)
+        out = work / "out"
+        out.mkdir()
+        _write_kwok_stages(work, version, out / KWOK_STAGES_NAME)
+        log(f"building kwok {version}")
+        _run_go(
+            ["install", "-trimpath", "-ldflags", "-s -w", f"sigs.k8s.io/kwok/cmd/kwok@{version}"],
+            work,
+            f"kwok {version}",
+            gobin=out,
+        )
+        _publish(out, target)
+    return target
+
+
+def _write_kwok_stages(work: Path, version: str, destination: Path) -> None:
+    (work / "go.mod").write_text("module local.test/ppbins\n\ngo 1.25\n")
+    info = json.loads(
+        _run_go(
+            ["mod", "download", "-json", f"sigs.k8s.io/kwok@{version}"],
+            work,
+            f"download sigs.k8s.io/kwok@{version}",
+        )
+    )
+    if "Error" in info:
+        raise BinaryError(f"the module proxy refused sigs.k8s.io/kwok@{version}: {info['Error']}")
+    source = Path(info["Dir"])
+    documents = [(source / f).read_text().strip() for f in KWOK_STAGE_FILES]
+    destination.write_text("\n---\n".join(documents) + "\n")
+
+
+def build_helm(version: str) -> Path:
+    """Build helm with its version stamped in, so ``helm version`` tells the truth."""
+    target = CACHE_ROOT / f"helm-{version}"
+    if _cached(target, ("helm",)):
+        return target
+    with tempfile.TemporaryDirectory(prefix="ppbins-helm-") as tmp:
+        work = Path(tmp)
+        out = work / "out"
+        out.mkdir()
+        (work / "go.mod").write_text("module local.test/ppbins\n\ngo 1.25\n")
+        log(f"building helm {version}")
+        _run_go(
+            [
+                "install",
+                "-trimpath",
+                "-ldflags",
+                f"-s -w -X helm.sh/helm/v3/internal/version.version={version}",
+                f"helm.sh/helm/v3/cmd/helm@{version}",
+            ],
+            work,
+            f"helm {version}",
+            gobin=out,
+        )
+        _publish(out, target)
+    return target
+
+
+def _cached_kwok_stages() -> Path | None:
+    for version in KWOK_VERSIONS:
+        stages = CACHE_ROOT / f"kwok-{version}" / KWOK_STAGES_NAME
+        if stages.is_file():
+            return stages
+    return None
+
+
+def ensure_binaries(build: bool = True) -> Binaries:
+    """Find or build every binary; with ``build=False`` raise instead of building."""
+    started = time.monotonic()
+    paths: dict[str, Path] = {}
+    for name in ALL_BINARIES:
+        found = _preinstalled(name)
+        if found:
+            paths[name] = found
+    builders = (
+        (KUBE_BINARIES, "kubernetes", KUBERNETES_VERSIONS, build_kubernetes),
+        (("etcd",), "etcd", ETCD_VERSIONS, build_etcd),
+        (("kwok",), "kwok", KWOK_VERSIONS, build_kwok),
+        (("helm",), "helm", HELM_VERSIONS, build_helm),
+    )
+    for names, component, versions, builder in builders:
+        missing = [n for n in names if n not in paths]
+        if not missing:
+            continue
+        cached = next(
+            (
+                CACHE_ROOT / f"{component}-{v}"
+                for v in versions
+                if _cached(CACHE_ROOT / f"{component}-{v}", tuple(missing))
+            ),
+            None,
+        )
+        if cached is None:
+            if not build:
+                raise BinaryError(f"{', '.join(missing)} not found; run `make cluster-bins` to build them")
+            cached = _with_fallbacks(component, versions, builder)
+        for n in missing:
+            paths[n] = cached / n
+    stages = _cached_kwok_stages()
+    if stages is None:
+        if not build:
+            raise BinaryError("KWOK stages not found; run `make cluster-bins`")
+        stages = _with_fallbacks("kwok", KWOK_VERSIONS, build_kwok) / KWOK_STAGES_NAME
+    log(f"all binaries ready in {time.monotonic() - started:.0f}s")
+    return Binaries(paths=paths, kwok_stages=stages)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--check", action="store_true", help="only report; do not build")
+    args = parser.parse_args(argv)
+    try:
+        binaries = ensure_binaries(build=not args.check)
+    except BinaryError as exc:
+        log(f"ERROR: {exc}")
+        return 1
+    for name, path in sorted(binaries.paths.items()):
+        print(f"{name}\t{path}")
+    print(f"kwok-stages\t{binaries.kwok_stages}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
