@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kubernetes import client, config
@@ -25,6 +27,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="local",
         help="local: start etcd/kube-apiserver/kcm/scheduler/KWOK here (default); "
         "kind: a kind cluster through pytest-kind (needs Docker); existing: the current kubeconfig",
+    )
+    parser.addoption(
+        "--operator-identity",
+        choices=("admin", "chart"),
+        default=os.environ.get("PP_OPERATOR_IDENTITY", "admin"),
+        help="who the operator processes started by e2e tests are: admin (default), or the Helm chart's "
+        "ServiceAccounts with exactly the chart's RBAC (env PP_OPERATOR_IDENTITY)",
     )
 
 
@@ -128,3 +137,165 @@ def crd(cluster: Cluster) -> dict[str, object]:
 
     wait_for(established, 30, what="the CRD to be Established")
     return manifest
+
+
+OPERATOR_NAMESPACE = "production-policy"
+EXCLUDED_NAMESPACE = "legacy-excluded"
+
+
+@dataclass
+class DevOperator:
+    """A running ``production-policy run --dev`` process."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+    metrics_port: int
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def metrics(self) -> dict[str, float]:
+        """The /metrics samples, keyed by name and labels as exposed."""
+        import urllib.request
+
+        from prometheus_client.parser import text_string_to_metric_families
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+        samples: dict[str, float] = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+                samples[f"{sample.name}{{{labels}}}"] = sample.value
+        return samples
+
+
+def start_dev_operator(
+    cluster: Cluster, log_path: Path, extra_env: dict[str, str] | None = None
+) -> DevOperator:
+    """Start ``run --dev`` against the test cluster and wait until the API server uses its webhooks."""
+    from production_policy.devcluster.controlplane import free_port
+
+    port, metrics_port = free_port(), free_port()
+    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig), **(extra_env or {})}
+    argv = [
+        sys.executable,
+        "-m",
+        "production_policy",
+        "run",
+        "--dev",
+        f"--port={port}",
+        f"--namespace={OPERATOR_NAMESPACE}",
+        f"--exclude-namespace={EXCLUDED_NAMESPACE}",
+        f"--metrics-port={metrics_port}",
+    ]
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+    operator = DevOperator(process, port, log_path, metrics_port)
+    admission = client.AdmissionregistrationV1Api(cluster.api)
+
+    def ready() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"run --dev exited with {process.returncode}:\n{operator.log()[-3000:]}")
+        names = {c.metadata.name for c in admission.list_validating_webhook_configuration().items}
+        return "production-policy" in names and _https_ok(f"{operator.url}/readyz")
+
+    wait_for(ready, 60, what="run --dev to serve and register its webhooks")
+    return operator
+
+
+def stop_dev_operator(operator: DevOperator) -> None:
+    if operator.process.poll() is None:
+        operator.process.terminate()
+        try:
+            operator.process.wait(30)
+        except subprocess.TimeoutExpired:
+            operator.process.kill()
+            operator.process.wait(10)
+
+
+def _https_ok(url: str) -> bool:
+    import ssl
+    import urllib.request
+
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # only whether it answers; TLS itself is proven by the API server
+    try:
+        with urllib.request.urlopen(url, timeout=2, context=context) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def dev_operator(
+    cluster: Cluster, crd: dict[str, object], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DevOperator]:
+    """The whole operator (``run --dev``) for one test module; its webhook configurations removed after."""
+    for name in (OPERATOR_NAMESPACE, EXCLUDED_NAMESPACE):
+        if name not in {n.metadata.name for n in cluster.core.list_namespace().items}:
+            cluster.core.create_namespace({"metadata": {"name": name}})
+    operator = start_dev_operator(cluster, tmp_path_factory.mktemp("operator") / "operator.log")
+    try:
+        yield operator
+    finally:
+        stop_dev_operator(operator)
+        _remove_webhook_configurations(cluster)
+
+
+def _remove_webhook_configurations(cluster: Cluster) -> None:
+    """A killed operator leaves its configurations behind; later tests must not inherit them."""
+    from kubernetes.client.rest import ApiException
+
+    admission = client.AdmissionregistrationV1Api(cluster.api)
+    for delete in (
+        admission.delete_mutating_webhook_configuration,
+        admission.delete_validating_webhook_configuration,
+    ):
+        try:
+            delete("production-policy")
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+
+@pytest.fixture
+def make_policy(cluster: Cluster) -> Iterator[Any]:
+    """Create ProductionPolicies for one test; all of them are deleted after it."""
+    custom = client.CustomObjectsApi(cluster.api)
+    created: list[str] = []
+
+    def make(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+        body = {
+            "apiVersion": "productionpolicy.dev/v1alpha1",
+            "kind": "ProductionPolicy",
+            "metadata": {"name": name},
+            "spec": spec,
+        }
+        result: dict[str, Any] = custom.create_cluster_custom_object(
+            "productionpolicy.dev", "v1alpha1", "productionpolicies", body
+        )
+        created.append(name)
+        return result
+
+    yield make
+    for name in created:
+        custom.delete_cluster_custom_object("productionpolicy.dev", "v1alpha1", "productionpolicies", name)
+
+
+@pytest.fixture(scope="session")
+def operator_identity(
+    cluster: Cluster, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
+    """Kubeconfig and namespace for the operator's processes; see tests/support/operator_identity.py."""
+    from tests.support.operator_identity import operator_identity as identity
+
+    mode = request.config.getoption("--operator-identity")
+    with identity(mode, cluster.kubeconfig, OPERATOR_NAMESPACE, tmp_path_factory.mktemp("identity")) as found:
+        yield found

@@ -3,10 +3,62 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from production_policy import __version__
+from production_policy import __version__, logs, metrics
+
+
+def _operator_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--log-format", choices=("text", "json"), default=os.environ.get("PP_LOG_FORMAT", "text")
+    )
+    parser.add_argument("--log-level", default=os.environ.get("PP_LOG_LEVEL", "INFO"))
+    parser.add_argument(
+        "--namespace",
+        default=os.environ.get("POD_NAMESPACE", "production-policy"),
+        help="the operator's own namespace (never enforced; holds the digest key)",
+    )
+    parser.add_argument(
+        "--exclude-namespace",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a namespace the operator never touches (repeatable)",
+    )
+    parser.add_argument("--metrics-port", type=int, default=9090, help="plain-HTTP /metrics port (0: off)")
+
+
+def _run_webhook(args: argparse.Namespace) -> int:
+    from production_policy.admission import server, service
+
+    logs.configure(args.log_format, args.log_level)
+    metrics.serve(args.metrics_port)
+    tls = server.TLSFiles(Path(args.tls_cert_file), Path(args.tls_key_file))
+    options = service.WebhookOptions(host=args.host, port=args.port, tls=tls)
+    asyncio.run(service.run_webhook(options))
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from production_policy import checkcmd
+
+    return checkcmd.run(args)
+
+
+def _crd(args: argparse.Namespace) -> int:
+    from production_policy.api import crd
+
+    if args.write is not None:
+        path = Path(args.write or crd.CRD_FILE)
+        path.write_text(crd.crd_yaml(), encoding="utf-8")
+        print(f"wrote {path}", file=sys.stderr)
+    else:
+        sys.stdout.write(crd.crd_yaml())
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -15,7 +67,55 @@ def build_parser() -> argparse.ArgumentParser:
         description="Enforce production readiness: default probes and resources, validation, rollouts.",
     )
     parser.add_argument("--version", action="version", version=f"production-policy {__version__}")
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    webhook = commands.add_parser("webhook", help="serve the admission webhooks (in-cluster)")
+    _operator_options(webhook)
+    webhook.add_argument("--host", default="0.0.0.0")
+    webhook.add_argument("--port", type=int, default=8443)
+    webhook.add_argument("--tls-cert-file", default="/tls/tls.crt")
+    webhook.add_argument("--tls-key-file", default="/tls/tls.key")
+    webhook.set_defaults(handler=_run_webhook)
+
+    check = commands.add_parser(
+        "check", help="offline: what the policies would inject into manifests, and what they would refuse"
+    )
+    check.add_argument(
+        "-f",
+        "--filename",
+        action="extend",
+        nargs="+",
+        required=True,
+        metavar="FILE_OR_DIR",
+        help="manifests to check: multi-document YAML or JSON files, or directories of them",
+    )
+    check.add_argument(
+        "--policy",
+        action="extend",
+        nargs="+",
+        required=True,
+        metavar="FILE_OR_DIR",
+        help="ProductionPolicy manifests to check against",
+    )
+    check.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    check.add_argument(
+        "--fail-on",
+        choices=("enforce", "warn", "audit"),
+        default="enforce",
+        help="exit 1 on violations of policies with this enforcement or stricter (default: enforce, "
+        "what the cluster would refuse)",
+    )
+    check.set_defaults(handler=_check)
+
+    crd = commands.add_parser("crd", help="print the ProductionPolicy CustomResourceDefinition")
+    crd.add_argument(
+        "--write",
+        nargs="?",
+        const="",
+        metavar="PATH",
+        help="write it to PATH instead (default: the repository's crds/ file, from the repository root)",
+    )
+    crd.set_defaults(handler=_crd)
     return parser
 
 

@@ -1,0 +1,1 @@
+"""Admission webhooks: the AdmissionReview shell around the engine, its server and its configurations."""

@@ -1,0 +1,160 @@
+"""The webhook configurations, built in one place for the Helm chart and for local runs.
+
+In a cluster the API server reaches us through a Service; locally, through a URL on 127.0.0.1.
+Everything else (which kinds, which operations, which namespaces are never seen, failure
+policies, timeouts, reinvocation) is the same and comes from here. See design.md, "Safety defaults".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from production_policy import GROUP, PLURAL, PREFIX, VERSION
+
+MUTATE_PODS = "/mutate-pods"
+VALIDATE_PODS = "/validate-pods"
+VALIDATE_WORKLOADS = "/validate-workloads"
+VALIDATE_POLICIES = "/validate-policies"
+SERVED_PATHS = (MUTATE_PODS, VALIDATE_PODS, VALIDATE_WORKLOADS, VALIDATE_POLICIES)
+
+CONFIGURATION_NAME = "production-policy"
+ALWAYS_EXCLUDED_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease")
+IGNORE_LABEL = f"{PREFIX}ignore"
+
+WORKLOAD_RULES = [
+    {
+        "apiGroups": ["apps"],
+        "apiVersions": ["v1"],
+        "resources": ["deployments", "statefulsets", "daemonsets", "replicasets"],
+    },
+    {"apiGroups": ["batch"], "apiVersions": ["v1"], "resources": ["jobs", "cronjobs"]},
+]
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    """What an install decides about its webhooks."""
+
+    operator_namespace: str
+    excluded_namespaces: tuple[str, ...] = ()
+    validating_failure_policy: str = "Fail"
+    mutating_failure_policy: str = "Ignore"
+    timeout_seconds: int = 5
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+def url_client_config(base_url: str, ca_bundle_b64: str) -> Any:
+    """clientConfig for a webhook server the API server reaches by URL (local runs)."""
+
+    def for_path(path: str) -> dict[str, Any]:
+        return {"url": base_url.rstrip("/") + path, "caBundle": ca_bundle_b64}
+
+    return for_path
+
+
+def service_client_config(namespace: str, service: str, port: int, ca_bundle_b64: str) -> Any:
+    """clientConfig for the in-cluster Service in front of the webhook pods."""
+
+    def for_path(path: str) -> dict[str, Any]:
+        return {
+            "service": {"namespace": namespace, "name": service, "path": path, "port": port},
+            "caBundle": ca_bundle_b64,
+        }
+
+    return for_path
+
+
+def namespace_selector(settings: WebhookSettings) -> dict[str, Any]:
+    """Never the control plane's namespaces, ours, the excluded ones, or ones labelled ignore=true."""
+    never = sorted({*ALWAYS_EXCLUDED_NAMESPACES, settings.operator_namespace, *settings.excluded_namespaces})
+    return {
+        "matchExpressions": [
+            {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": never},
+            {"key": IGNORE_LABEL, "operator": "NotIn", "values": ["true"]},
+        ]
+    }
+
+
+def _webhook(
+    name: str,
+    path: str,
+    rules: list[dict[str, Any]],
+    client_config: Any,
+    failure_policy: str,
+    settings: WebhookSettings,
+    namespaced: bool = True,
+) -> dict[str, Any]:
+    webhook: dict[str, Any] = {
+        "name": name,
+        "clientConfig": client_config(path),
+        "rules": rules,
+        "failurePolicy": failure_policy,
+        "sideEffects": "None",
+        "admissionReviewVersions": ["v1"],
+        "timeoutSeconds": settings.timeout_seconds,
+        "matchPolicy": "Equivalent",
+    }
+    if namespaced:
+        webhook["namespaceSelector"] = namespace_selector(settings)
+    return webhook
+
+
+def build_configurations(settings: WebhookSettings, client_config: Any) -> list[dict[str, Any]]:
+    """The MutatingWebhookConfiguration and the ValidatingWebhookConfiguration, as plain dicts."""
+    create = ["CREATE"]
+    create_update = ["CREATE", "UPDATE"]
+    pods = [{"apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"], "operations": create}]
+    metadata = {"name": CONFIGURATION_NAME, "labels": dict(settings.labels)}
+    mutating_pods = _webhook(
+        f"pods.mutate.{GROUP}", MUTATE_PODS, pods, client_config, settings.mutating_failure_policy, settings
+    )
+    # Another webhook may add a container after us; run again so it gets defaults too.
+    mutating_pods["reinvocationPolicy"] = "IfNeeded"
+    mutating = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": metadata,
+        "webhooks": [mutating_pods],
+    }
+    validating = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": metadata,
+        "webhooks": [
+            _webhook(
+                f"pods.validate.{GROUP}",
+                VALIDATE_PODS,
+                pods,
+                client_config,
+                settings.validating_failure_policy,
+                settings,
+            ),
+            _webhook(
+                f"workloads.validate.{GROUP}",
+                VALIDATE_WORKLOADS,
+                [{**rule, "operations": create_update} for rule in WORKLOAD_RULES],
+                client_config,
+                settings.validating_failure_policy,
+                settings,
+            ),
+            # Policies are cluster-scoped: a namespaceSelector would not apply to them.
+            _webhook(
+                f"policies.validate.{GROUP}",
+                VALIDATE_POLICIES,
+                [
+                    {
+                        "apiGroups": [GROUP],
+                        "apiVersions": [VERSION],
+                        "resources": [PLURAL],
+                        "operations": create_update,
+                    }
+                ],
+                client_config,
+                settings.validating_failure_policy,
+                settings,
+                namespaced=False,
+            ),
+        ],
+    }
+    return [mutating, validating]

@@ -1,0 +1,152 @@
+"""The HTTPS server the API server calls: routing, TLS with reloadable files, and failure modes.
+
+Why not kopf's own webhook server: it admits requests to unknown paths (a mistyped path in a
+webhook configuration would silently turn enforcement off) and answers a malformed review with
+a 5xx. Here an unknown path is refused, a malformed review gets a valid AdmissionReview denial,
+a body that is not JSON gets a 400, and no traceback ever reaches a client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import json
+import logging
+import ssl
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from production_policy import certs, metrics
+from production_policy.admission import configuration, review
+from production_policy.admission.handlers import HANDLERS
+from production_policy.clusterview import ClusterView
+
+log = logging.getLogger(__name__)
+
+VIEW = web.AppKey("view", ClusterView)
+MAX_BODY_BYTES = 3 * 1024 * 1024  # the API server's own request limit for an object
+
+
+@dataclass(frozen=True)
+class TLSFiles:
+    """The serving certificate and key, as mounted files that may be rotated."""
+
+    cert: Path
+    key: Path
+
+    def mtimes(self) -> tuple[float, float]:
+        return (self.cert.stat().st_mtime, self.key.stat().st_mtime)
+
+
+def ssl_context(files: TLSFiles) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    _load(context, files)
+    return context
+
+
+def _load(context: ssl.SSLContext, files: TLSFiles) -> None:
+    context.load_cert_chain(files.cert, files.key)
+    expires = certs.not_valid_after(files.cert.read_bytes())
+    metrics.CERTIFICATE_EXPIRY.set((expires - datetime.datetime.now(datetime.UTC)).total_seconds())
+
+
+async def reload_when_rotated(context: ssl.SSLContext, files: TLSFiles, interval: float) -> None:
+    """Load a rotated certificate into the live context: new handshakes use it, no restart."""
+    seen = files.mtimes()
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            current = files.mtimes()
+            if current != seen:
+                _load(context, files)
+                seen = current
+                log.info("reloaded the serving certificate from %s", files.cert)
+        except (OSError, ssl.SSLError) as exc:
+            # A rotation caught half-written: keep serving the old pair and look again.
+            log.warning("could not reload the serving certificate yet: %s", exc)
+
+
+async def _admission(request: web.Request) -> web.Response:
+    started = time.perf_counter()
+    answer, parsed = await _answer(request)
+    webhook = request.path if request.path in HANDLERS else "unknown"
+    metrics.ADMISSION_REQUESTS.labels(
+        webhook, parsed.kind if parsed else "", parsed.operation if parsed else "", _decision(answer)
+    ).inc()
+    metrics.ADMISSION_SECONDS.labels(webhook).observe(time.perf_counter() - started)
+    return web.json_response(answer, status=400 if "error" in answer else 200)
+
+
+def _decision(answer: dict[str, Any]) -> str:
+    response = answer.get("response")
+    if not isinstance(response, dict):
+        return "malformed"
+    if not response.get("allowed"):
+        return "denied"
+    return "warned" if response.get("warnings") else "admitted"
+
+
+async def _answer(request: web.Request) -> tuple[dict[str, Any], review.ReviewRequest | None]:
+    """The AdmissionReview to send back (``{"error": ...}`` for a body that is not JSON)."""
+    view: ClusterView = request.app[VIEW]
+    raw = await request.read()
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return {"error": "the body is not JSON"}, None
+    uid = review.uid_of(body)
+    handler = HANDLERS.get(request.path)
+    if handler is None:
+        message = f"path {request.path} is not served by production-policy"
+        return review.deny(uid, message, code=404, reason="NotFound"), None
+    try:
+        parsed = review.parse(body)
+    except review.MalformedReview as exc:
+        return review.deny(uid, f"malformed AdmissionReview: {exc}", code=400, reason="BadRequest"), None
+    try:
+        return handler(parsed, view), parsed
+    except Exception:
+        metrics.ERRORS.labels("admission").inc()
+        log.exception(
+            "internal error on %s for %s %s/%s", request.path, parsed.kind, parsed.namespace, parsed.name
+        )
+    if request.path == configuration.MUTATE_PODS:
+        # Mutation is best effort (failurePolicy Ignore): admit unchanged; validation still runs.
+        return review.allow(parsed.uid, warnings=["production-policy could not inject defaults"]), parsed
+    message = "production-policy could not evaluate this request"
+    return review.deny(parsed.uid, message, code=500, reason="InternalError"), parsed
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    return web.Response(text="ok")
+
+
+async def _readyz(request: web.Request) -> web.Response:
+    view: ClusterView = request.app[VIEW]
+    if not view.synced:
+        return web.Response(status=503, text="policies and namespaces not loaded yet")
+    return web.Response(text="ok")
+
+
+def build_app(view: ClusterView) -> web.Application:
+    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app[VIEW] = view
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/readyz", _readyz)
+    app.router.add_post("/{path:.*}", _admission)
+    return app
+
+
+async def serve(view: ClusterView, host: str, port: int, context: ssl.SSLContext | None) -> web.AppRunner:
+    """Start serving; the caller keeps the runner and calls ``cleanup()`` to stop."""
+    runner = web.AppRunner(build_app(view), access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, ssl_context=context, reuse_address=True)
+    await site.start()
+    log.info("serving admission on %s://%s:%d", "https" if context else "http", host, port)
+    return runner

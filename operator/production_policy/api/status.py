@@ -1,0 +1,62 @@
+"""The status of a ProductionPolicy: what it matches, what violates it, and whether it is active."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from production_policy.api.base import NAME_MAX, KubeModel
+
+MAX_STATUS_VIOLATIONS = 20
+MESSAGE_MAX = 1024
+
+
+class Condition(KubeModel):
+    """A condition of the policy, in the shape of Kubernetes' metav1.Condition."""
+
+    type: str = Field(min_length=1, max_length=316, description="Type of the condition, e.g. Ready.")
+    status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
+    reason: str = Field(default="", max_length=1024, description="One-word CamelCase reason for the status.")
+    message: str = Field(default="", max_length=32768, description="Human-readable details.")
+    last_transition_time: str | None = Field(
+        default=None,
+        max_length=64,
+        json_schema_extra={"format": "date-time"},
+        description="When the status last changed (RFC 3339).",
+    )
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="The spec generation the condition was computed from."
+    )
+
+
+class StatusViolation(KubeModel):
+    """One workload that breaks the policy."""
+
+    namespace: str = Field(max_length=NAME_MAX, description="Namespace of the workload.")
+    kind: str = Field(max_length=64, description="Kind of the workload: Deployment, StatefulSet, Pod, ...")
+    name: str = Field(max_length=NAME_MAX, description="Name of the workload.")
+    message: str = Field(max_length=MESSAGE_MAX, description="What violates the policy and what to add.")
+
+
+class ProductionPolicyStatus(KubeModel):
+    """Observed state of the policy, kept current by the controller."""
+
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="The spec generation this status reflects."
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        max_length=8,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+        description="Conditions of the policy, such as Ready.",
+    )
+    matched_workloads: int | None = Field(default=None, ge=0, description="Workloads this policy applies to.")
+    non_compliant_workloads: int | None = Field(
+        default=None, ge=0, description="Matched workloads that break at least one of its rules."
+    )
+    violations: list[StatusViolation] = Field(
+        default_factory=list,
+        max_length=MAX_STATUS_VIOLATIONS,
+        description=f"Up to {MAX_STATUS_VIOLATIONS} violating workloads, most severe first.",
+    )

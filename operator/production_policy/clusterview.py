@@ -1,0 +1,113 @@
+"""What our processes know of the cluster: the policies and the namespaces' labels.
+
+An AdmissionReview carries neither, so the webhook keeps both, fed by watch events; the
+controller uses the same view. Only parsed policies and label maps are held, never whole objects.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+
+from production_policy import GROUP, PLURAL, VERSION, kube, metrics
+from production_policy.api import PolicyError, ProductionPolicy, parse_policy
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ClusterView:
+    """Policies by name and namespace labels by namespace name, updated in place."""
+
+    policies: dict[str, ProductionPolicy] = field(default_factory=dict)
+    namespace_labels: dict[str, dict[str, str]] = field(default_factory=dict)
+    synced: bool = False
+    problems: dict[str, str] = field(default_factory=dict)
+    """Why each stored-but-unusable policy is left out of ``policies`` (its status reports it)."""
+    _sorted: list[ProductionPolicy] | None = field(default=None, repr=False)
+
+    def sorted_policies(self) -> list[ProductionPolicy]:
+        """The policies in name order; cached, since every admission request asks."""
+        if self._sorted is None:
+            self._sorted = [self.policies[name] for name in sorted(self.policies)]
+        return self._sorted
+
+    def _policies_changed(self) -> None:
+        self._sorted = None
+        metrics.INDEX_ENTRIES.labels("policies").set(len(self.policies))
+
+    def labels_of(self, namespace: str) -> Mapping[str, str]:
+        # A namespace we have not seen yet still has its immutable name label.
+        return self.namespace_labels.get(namespace, {"kubernetes.io/metadata.name": namespace})
+
+    def put_policy(self, body: Mapping[str, Any]) -> str | None:
+        """Store a policy; return why it is unusable, if it is."""
+        name = str(body.get("metadata", {}).get("name", ""))
+        try:
+            self.policies[name] = parse_policy(dict(body))
+            self._policies_changed()
+        except PolicyError as exc:
+            # The API server and our validating webhook refuse such objects; one written before
+            # either existed is left out rather than enforced half-understood.
+            self.policies.pop(name, None)
+            self._policies_changed()
+            if self.problems.get(name) != str(exc):  # once per problem, not once per status write
+                log.error("policy %s is not usable and is ignored: %s", name, exc)
+            self.problems[name] = str(exc)
+            return str(exc)
+        self.problems.pop(name, None)
+        return None
+
+    def delete_policy(self, name: str) -> None:
+        self.policies.pop(name, None)
+        self.problems.pop(name, None)
+        self._policies_changed()
+
+    def put_namespace(self, name: str, labels: Mapping[str, str] | None) -> None:
+        self.namespace_labels[name] = dict(labels or {})
+        metrics.INDEX_ENTRIES.labels("namespaces").set(len(self.namespace_labels))
+
+    def delete_namespace(self, name: str) -> None:
+        self.namespace_labels.pop(name, None)
+        metrics.INDEX_ENTRIES.labels("namespaces").set(len(self.namespace_labels))
+
+
+def register_views(registry: kopf.OperatorRegistry, view: ClusterView) -> None:
+    """The watches that keep ``view`` current."""
+
+    # Async on purpose: kopf runs sync handlers in a thread pool, and the view is read from the event
+    # loop (admission, rollout, audit) — mutating it from another thread could break an iteration.
+    @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry, id="policy-view")
+    async def policy_event(type: str | None, body: kopf.Body, name: str, **_: Any) -> None:
+        if type == "DELETED":
+            view.delete_policy(name)
+        else:
+            view.put_policy(body)
+
+    @kopf.on.event("", "v1", "namespaces", registry=registry, id="namespace-view")
+    async def namespace_event(type: str | None, name: str, labels: kopf.Labels, **_: Any) -> None:
+        if type == "DELETED":
+            view.delete_namespace(name)
+        else:
+            view.put_namespace(name, labels)
+
+
+def initial_sync(view: ClusterView) -> None:
+    """Load every policy and namespace before serving, so the first answer is already right."""
+    from kubernetes import client
+
+    api = kube.api_client()
+    try:
+        policies = client.CustomObjectsApi(api).list_cluster_custom_object(GROUP, VERSION, PLURAL)
+        for item in policies.get("items", []):
+            view.put_policy(item)
+        for namespace in client.CoreV1Api(api).list_namespace().items:
+            view.put_namespace(namespace.metadata.name, namespace.metadata.labels)
+    finally:
+        api.close()
+    view.synced = True
+    log.info("loaded %d policies and %d namespaces", len(view.policies), len(view.namespace_labels))

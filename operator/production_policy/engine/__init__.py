@@ -1,0 +1,34 @@
+"""The policy engine: pure functions over plain dicts — no I/O, no kopf, no Kubernetes client.
+
+Which policies apply to a pod, what defaults to inject (as a JSON patch), what still violates,
+which ConfigMaps/Secrets and keys a pod spec references, and keyed digests of that data. The
+admission webhooks and the rollout controller only translate to and from these functions.
+"""
+
+from production_policy.engine.digests import changed_keys, key_digests, workload_digest
+from production_policy.engine.matching import IGNORE_LABEL, matching_policies
+from production_policy.engine.mutation import INJECTED_ANNOTATION, MutationPlan, plan_mutation
+from production_policy.engine.policies import validate_policy
+from production_policy.engine.references import SourceRef, referenced_sources
+from production_policy.engine.rules import Violation
+from production_policy.engine.validation import Verdict, evaluate_workload
+from production_policy.engine.workloads import WORKLOAD_KINDS, pod_template
+
+__all__ = [
+    "IGNORE_LABEL",
+    "INJECTED_ANNOTATION",
+    "WORKLOAD_KINDS",
+    "MutationPlan",
+    "SourceRef",
+    "Verdict",
+    "Violation",
+    "changed_keys",
+    "evaluate_workload",
+    "key_digests",
+    "matching_policies",
+    "plan_mutation",
+    "pod_template",
+    "referenced_sources",
+    "validate_policy",
+    "workload_digest",
+]

@@ -1,0 +1,212 @@
+"""The defaults a container is missing: probes, and resource requests/limits with LimitRange semantics.
+
+Nothing the user set is ever replaced; only absent (or null) fields are filled. Per resource:
+
+- a missing limit gets the default limit — unless that is below the container's own request,
+  which would make the pod invalid (the missing limit is then left for validation to report);
+- a missing request, when the container sets a limit, is left alone: Kubernetes itself sets the
+  request to the limit when it creates the pod;
+- a missing request, when the container sets no limit, gets the default request (never above the
+  injected limit), else the injected default limit — as a LimitRange's defaultRequest defaults to
+  its default.
+
+A probe default is injected only if its port resolves: ``auto`` is the container's first declared
+TCP port, a named port must be declared by the container. Otherwise nothing is injected and the
+reason is kept for the violation message; there are no placeholder probes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from production_policy.api import AUTO_PORT, RESOURCE_NAMES, ProbeTemplate
+from production_policy.engine.merge import PROBE_KINDS, MergedDefaults, ProbeKind, Sourced
+from production_policy.engine.workloads import ContainerSlot, container_slots
+from production_policy.quantity import parse_quantity
+
+
+@dataclass(frozen=True)
+class Injection:
+    """One field to add to a container."""
+
+    path: tuple[str, ...]
+    """Where, below the container: ``("readinessProbe",)``, ``("resources", "requests", "cpu")``."""
+    value: Any
+    label: str
+    """What the injected-annotation records: ``readiness``, ``resources.requests.cpu``."""
+    policy: str
+    """The policy the default comes from."""
+
+
+@dataclass(frozen=True)
+class ProbeGap:
+    """Why a missing probe got no default, and what the user can add instead."""
+
+    reason: str
+    remedy: str
+
+
+GapKey = tuple[str, int, ProbeKind]
+"""(container list field, index, probe kind) of a probe that a default could not fill."""
+
+
+@dataclass(frozen=True)
+class ContainerDefaults:
+    """What one container gets: the injections, and for each probe left missing despite a default, why."""
+
+    slot: ContainerSlot
+    injections: tuple[Injection, ...]
+    probe_gaps: Mapping[ProbeKind, ProbeGap]
+
+
+def probe_field(kind: ProbeKind) -> str:
+    """The container field of a probe kind: ``readiness`` -> ``readinessProbe``."""
+    return f"{kind}Probe"
+
+
+def quantity_or_none(value: Any) -> Decimal | None:
+    """The value of a quantity, or None when it is not one (the pod is then invalid anyway)."""
+    try:
+        return parse_quantity(value)
+    except ValueError:
+        return None
+
+
+def resource_map(container: Mapping[str, Any], kind: str) -> Mapping[str, Any]:
+    """``resources.requests`` or ``resources.limits`` of a container; empty when absent or null."""
+    resources = container.get("resources")
+    values = resources.get(kind) if isinstance(resources, Mapping) else None
+    return values if isinstance(values, Mapping) else {}
+
+
+def container_defaults(slot: ContainerSlot, defaults: MergedDefaults) -> ContainerDefaults:
+    """The defaults ``slot``'s container is missing, and why a missing probe could not be defaulted."""
+    injections: list[Injection] = []
+    gaps: dict[ProbeKind, ProbeGap] = {}
+    if slot.takes_probes:
+        for kind in PROBE_KINDS:
+            template = defaults.probes.get(kind)
+            if template is None or slot.container.get(probe_field(kind)) is not None:
+                continue
+            probe = _resolved_probe(template.value, slot.container)
+            if isinstance(probe, ProbeGap):
+                gaps[kind] = probe
+            else:
+                injections.append(Injection((probe_field(kind),), probe, kind, template.policy))
+    injections += _resource_injections(slot.container, defaults)
+    return ContainerDefaults(slot, tuple(injections), gaps)
+
+
+def _resolved_probe(template: ProbeTemplate, container: Mapping[str, Any]) -> dict[str, Any] | ProbeGap:
+    probe = template.model_dump(by_alias=True, exclude_none=True)
+    handler = next(probe[name] for name in ("httpGet", "tcpSocket", "grpc") if name in probe)
+    if handler.get("httpHeaders") == []:  # pydantic's default; a pod spec leaves it out
+        del handler["httpHeaders"]
+    declared = container.get("ports")
+    ports = [port for port in declared if isinstance(port, Mapping)] if isinstance(declared, list) else []
+    if handler["port"] == AUTO_PORT:
+        tcp = [
+            port["containerPort"]
+            for port in ports
+            if isinstance(port.get("containerPort"), int) and (port.get("protocol") or "TCP") == "TCP"
+        ]
+        if not tcp:
+            detail = "has no declared TCP port" if ports else "has no declared port"
+            return ProbeGap(f'port "auto" {detail}', "or a containerPort")
+        handler["port"] = tcp[0]
+    elif isinstance(handler["port"], str) and handler["port"] not in {port.get("name") for port in ports}:
+        name = handler["port"]
+        return ProbeGap(f'port "{name}" is not a declared port name', f'or a containerPort named "{name}"')
+    return probe
+
+
+def _resource_injections(container: Mapping[str, Any], defaults: MergedDefaults) -> list[Injection]:
+    requests, limits = resource_map(container, "requests"), resource_map(container, "limits")
+    injections = []
+    for resource in RESOURCE_NAMES:
+        limit = _default_limit(requests.get(resource), limits.get(resource), defaults.limits.get(resource))
+        request = _default_request(
+            requests.get(resource), limits.get(resource), defaults.requests.get(resource), limit
+        )
+        injections += [
+            _resource_injection(kind, resource, value)
+            for kind, value in (("requests", request), ("limits", limit))
+            if value
+        ]
+    return injections
+
+
+def _default_limit(request: Any, limit: Any, default: Sourced[str] | None) -> Sourced[str] | None:
+    """The limit to inject: the default, unless the container has a limit or a request above the default."""
+    if limit is not None or default is None:
+        return None
+    if request is None:
+        return default
+    request_value = quantity_or_none(request)
+    return default if request_value is not None and request_value <= parse_quantity(default.value) else None
+
+
+def _default_request(
+    request: Any, limit: Any, default: Sourced[str] | None, injected_limit: Sourced[str] | None
+) -> Sourced[str] | None:
+    """The request to inject: none if the container has a request or a limit (Kubernetes copies the
+    limit), else the default request capped at the injected limit, else the injected limit."""
+    if request is not None or limit is not None:
+        return None
+    if default is None:
+        return injected_limit
+    if injected_limit is not None and parse_quantity(default.value) > parse_quantity(injected_limit.value):
+        return injected_limit  # the two defaults come from different policies and disagree
+    return default
+
+
+def _resource_injection(kind: str, resource: str, default: Sourced[str]) -> Injection:
+    return Injection(
+        ("resources", kind, resource), default.value, f"resources.{kind}.{resource}", default.policy
+    )
+
+
+def apply_injections(container: dict[str, Any], injections: tuple[Injection, ...]) -> None:
+    """Set each injection's field in ``container`` (a copy: this changes it in place)."""
+    for injection in injections:
+        node = container
+        for key in injection.path[:-1]:
+            if not isinstance(node.get(key), dict):
+                node[key] = {}
+            node = node[key]
+        node[injection.path[-1]] = injection.value
+
+
+def pod_defaults(pod_spec: Mapping[str, Any], defaults: MergedDefaults) -> list[ContainerDefaults]:
+    """The defaults of every container of ``pod_spec`` (see ``workloads`` for which containers get what)."""
+    return [container_defaults(slot, defaults) for slot in container_slots(pod_spec)]
+
+
+def with_defaults(
+    pod_spec: Mapping[str, Any], defaults: MergedDefaults
+) -> tuple[dict[str, Any], dict[GapKey, ProbeGap]]:
+    """A copy of ``pod_spec`` with its defaults applied, and why each probe left missing is (see GapKey)."""
+    spec = _copy_tree(dict(pod_spec))
+    gaps: dict[GapKey, ProbeGap] = {}
+    for result in pod_defaults(pod_spec, defaults):
+        apply_injections(spec[result.slot.field][result.slot.index], result.injections)
+        gaps.update(
+            {(result.slot.field, result.slot.index, kind): gap for kind, gap in result.probe_gaps.items()}
+        )
+    return spec, gaps
+
+
+def _copy_tree(value: Any) -> Any:
+    """A deep copy of the dicts and lists of a pod spec; other values are shared.
+
+    Enough for :func:`apply_injections`, which only ever changes dicts, and 4x faster than
+    ``copy.deepcopy`` (no memo, no dispatch): that copy was a fifth of the validating webhook's time.
+    """
+    if isinstance(value, dict):
+        return {key: _copy_tree(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_copy_tree(item) for item in value]
+    return value

@@ -1,0 +1,83 @@
+"""Which policies apply to a pod: namespace (name and labels) x pod labels, with match and exclude."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from production_policy import PREFIX
+from production_policy.api import ProductionPolicy, WorkloadSelector
+from production_policy.api.base import LabelSelector
+
+IGNORE_LABEL = f"{PREFIX}ignore"
+"""A namespace labelled ``productionpolicy.dev/ignore=true`` is never matched by any policy."""
+
+
+def by_precedence(policies: Iterable[ProductionPolicy]) -> list[ProductionPolicy]:
+    """Highest priority first, then by name: the order in which policies give defaults."""
+    return sorted(policies, key=lambda policy: (-policy.spec.priority, policy.name))
+
+
+def selector_matches(selector: LabelSelector, labels: Mapping[str, str]) -> bool:
+    """Kubernetes label selector semantics: all matchLabels and all matchExpressions hold; {} matches all."""
+    if any(labels.get(key) != value for key, value in selector.match_labels.items()):
+        return False
+    for requirement in selector.match_expressions:
+        present = requirement.key in labels
+        if requirement.operator == "In":
+            holds = present and labels[requirement.key] in requirement.values
+        elif requirement.operator == "NotIn":
+            holds = not present or labels[requirement.key] not in requirement.values
+        elif requirement.operator == "Exists":
+            holds = present
+        else:  # DoesNotExist
+            holds = not present
+        if not holds:
+            return False
+    return True
+
+
+def _meets_all(
+    selector: WorkloadSelector,
+    namespace: str,
+    namespace_labels: Mapping[str, str],
+    pod_labels: Mapping[str, str],
+) -> bool:
+    """Whether every criterion the selector gives holds (criteria not given hold trivially)."""
+    return (
+        (not selector.namespaces or namespace in selector.namespaces)
+        and (
+            selector.namespace_selector is None
+            or selector_matches(selector.namespace_selector, namespace_labels)
+        )
+        and (selector.pod_selector is None or selector_matches(selector.pod_selector, pod_labels))
+    )
+
+
+def policy_matches(
+    policy: ProductionPolicy,
+    namespace: str,
+    namespace_labels: Mapping[str, str],
+    pod_labels: Mapping[str, str],
+) -> bool:
+    """Whether ``policy`` applies to a pod with ``pod_labels`` in ``namespace``.
+
+    ``match`` must hold entirely (empty: everything); ``exclude`` removes the pods meeting every
+    criterion it gives (empty: nothing). A namespace labelled ``productionpolicy.dev/ignore=true``
+    is never matched.
+    """
+    if namespace_labels.get(IGNORE_LABEL) == "true":
+        return False
+    spec = policy.spec
+    if not _meets_all(spec.match, namespace, namespace_labels, pod_labels):
+        return False
+    return spec.exclude.is_empty() or not _meets_all(spec.exclude, namespace, namespace_labels, pod_labels)
+
+
+def matching_policies(
+    policies: Sequence[ProductionPolicy],
+    namespace: str,
+    namespace_labels: Mapping[str, str],
+    pod_labels: Mapping[str, str],
+) -> list[ProductionPolicy]:
+    """The policies that apply to a pod, highest priority first (then by name)."""
+    return by_precedence(p for p in policies if policy_matches(p, namespace, namespace_labels, pod_labels))

@@ -1,0 +1,96 @@
+"""The mutating webhook's answer for a Pod: an RFC 6902 JSON patch adding the missing defaults.
+
+The patch only adds members that are absent (or null); it records what it added in the
+``productionpolicy.dev/injected`` annotation ("app:readiness,app:resources.requests.cpu"). Applied
+to the pod it was computed for, it yields a pod for which the next plan is empty, so a
+re-invocation of the webhook changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from production_policy import PREFIX
+from production_policy.api import ProductionPolicy
+from production_policy.engine.defaulting import pod_defaults
+from production_policy.engine.matching import matching_policies
+from production_policy.engine.merge import merge_defaults
+
+INJECTED_ANNOTATION = f"{PREFIX}injected"
+
+
+@dataclass(frozen=True)
+class MutationPlan:
+    """The JSON patch for a pod (empty when there is nothing to add) and the ``container:field`` added."""
+
+    patch: list[dict[str, Any]] = field(default_factory=list)
+    injected: list[str] = field(default_factory=list)
+
+
+def plan_mutation(
+    pod: Mapping[str, Any],
+    namespace: str,
+    namespace_labels: Mapping[str, str],
+    policies: Sequence[ProductionPolicy],
+) -> MutationPlan:
+    """The patch adding to ``pod`` the probes and resources its policies default; it never overwrites."""
+    metadata = pod.get("metadata")
+    metadata = metadata if isinstance(metadata, Mapping) else {}
+    spec = pod.get("spec")
+    labels = metadata.get("labels")
+    matched = matching_policies(
+        policies, namespace, namespace_labels, labels if isinstance(labels, Mapping) else {}
+    )
+    if not matched or not isinstance(spec, Mapping):
+        return MutationPlan()
+    defaults = merge_defaults(matched)
+    patch: list[dict[str, Any]] = []
+    injected: list[str] = []
+    for result in pod_defaults(spec, defaults):
+        slot, injections = result.slot, result.injections
+        pointer = f"/spec/{slot.field}/{slot.index}"
+        patch += add_operations(pointer, slot.container, [(i.path, i.value) for i in injections])
+        injected += [f"{slot.name}:{i.label}" for i in injections]
+    if not injected:
+        return MutationPlan()
+    annotations = metadata.get("annotations")
+    earlier = annotations.get(INJECTED_ANNOTATION) if isinstance(annotations, Mapping) else None
+    # A re-invocation (another webhook added a container) extends the record instead of replacing it.
+    entries = [entry for entry in earlier.split(",") if entry] if isinstance(earlier, str) else []
+    entries += [entry for entry in injected if entry not in entries]
+    patch += add_operations("", pod, [(("metadata", "annotations", INJECTED_ANNOTATION), ",".join(entries))])
+    return MutationPlan(patch, injected)
+
+
+def add_operations(
+    pointer: str, document: Mapping[str, Any], assignments: Sequence[tuple[tuple[str, ...], Any]]
+) -> list[dict[str, Any]]:
+    """JSON patch ``add`` operations setting each (path, value) below ``pointer`` in ``document``.
+
+    Each operation adds at the first member missing on its path (absent or null), carrying the
+    nested objects below it, so that no object the document has is replaced — only created.
+    """
+    additions: dict[tuple[str, ...], Any] = {}
+    for path, value in assignments:
+        node, depth = document, 0
+        while depth < len(path) - 1 and isinstance(node.get(path[depth]), Mapping):
+            node, depth = node[path[depth]], depth + 1
+        anchor, rest = path[: depth + 1], path[depth + 1 :]
+        if not rest:
+            additions[anchor] = value
+            continue
+        nested = additions.setdefault(anchor, {})
+        for key in rest[:-1]:
+            nested = nested.setdefault(key, {})
+        nested[rest[-1]] = value
+    return [
+        {"op": "add", "path": pointer + "".join(f"/{escape_pointer(key)}" for key in anchor), "value": value}
+        for anchor, value in additions.items()
+    ]
+
+
+def escape_pointer(key: str) -> str:
+    """Escape one JSON pointer segment (RFC 6901): ``~`` as ``~0``, ``/`` as ``~1``."""
+    return key.replace("~", "~0").replace("/", "~1")

@@ -1,0 +1,54 @@
+"""Every Prometheus metric of the operator, defined once; served on a plain-HTTP port of its own."""
+
+from __future__ import annotations
+
+import logging
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+log = logging.getLogger(__name__)
+
+ADMISSION_REQUESTS = Counter(
+    "production_policy_admission_requests_total",
+    "Admission requests answered, by webhook path, object kind, operation and decision.",
+    ["webhook", "kind", "operation", "decision"],
+)
+ADMISSION_SECONDS = Histogram(
+    "production_policy_admission_duration_seconds",
+    "Time to answer one admission request, from body read to answer built.",
+    ["webhook"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+)
+ROLLOUTS = Counter(
+    "production_policy_rollouts_total",
+    "Workload rollouts started because referenced configuration changed, by reason.",
+    ["reason"],
+)
+BREAKER_TRIPS = Counter(
+    "production_policy_rollout_breaker_trips_total",
+    "Times a workload's rollouts were stopped because its configuration source flapped.",
+)
+INDEX_ENTRIES = Gauge(
+    "production_policy_index_entries",
+    "Entries held in memory, by index (policies, namespaces, workloads, sources).",
+    ["index"],
+)
+ERRORS = Counter(
+    "production_policy_errors_total",
+    "Errors handled without crashing, by component.",
+    ["component"],
+)
+for _component in ("admission", "rollout", "audit"):
+    ERRORS.labels(_component)  # present at 0 from the start, so a rate() has a baseline
+
+CERTIFICATE_EXPIRY = Gauge(
+    "production_policy_serving_certificate_expiry_seconds",
+    "Seconds until the webhook's serving certificate expires.",
+)
+
+
+def serve(port: int, host: str = "0.0.0.0") -> None:  # a pod serves metrics on its own IP
+    """Serve /metrics on ``port`` in a background thread; port 0 turns metrics off."""
+    if port:
+        start_http_server(port, addr=host)
+        log.info("serving metrics on http://%s:%d/metrics", host, port)

@@ -1,0 +1,445 @@
+"""The validating webhook's verdict: every rule, after defaults, per policy, with ratcheting on UPDATE."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from production_policy.api import ProductionPolicy
+from production_policy.engine import Verdict, Violation, evaluate_workload, pod_template
+from production_policy.engine.qos import pod_qos_class
+from tests.unit.engine_support import (
+    TCP_AUTO,
+    container,
+    deployment,
+    pod,
+    policy,
+    resources,
+    with_container_change,
+)
+
+
+def _verdict(obj: dict[str, Any], *policies: ProductionPolicy, old: dict[str, Any] | None = None) -> Verdict:
+    return evaluate_workload(obj, "shop", {"kubernetes.io/metadata.name": "shop"}, policies, old_obj=old)
+
+
+def _found(obj: dict[str, Any], *policies: ProductionPolicy) -> list[tuple[str, str, str]]:
+    return [(v.container, v.field, v.message) for v in _verdict(obj, *policies).violations]
+
+
+# --- pod templates ---------------------------------------------------------------------------------
+
+TEMPLATE = {"metadata": {"labels": {"app": "x"}}, "spec": {"containers": [container()]}}
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        {"apiVersion": "v1", "kind": "Pod", **TEMPLATE},
+        *(
+            {"apiVersion": "apps/v1", "kind": kind, "spec": {"template": TEMPLATE}}
+            for kind in ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet")
+        ),
+        {"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": TEMPLATE}},
+        {
+            "apiVersion": "batch/v1",
+            "kind": "CronJob",
+            "spec": {"jobTemplate": {"spec": {"template": TEMPLATE}}},
+        },
+    ],
+    ids=lambda obj: obj["kind"],
+)
+def test_pod_template_of_each_workload_kind(obj: dict[str, Any]) -> None:
+    assert pod_template(obj) == (TEMPLATE["metadata"], TEMPLATE["spec"])
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        {"apiVersion": "v1", "kind": "Service", "spec": {}},
+        {
+            "apiVersion": "example.com/v1",
+            "kind": "Deployment",
+            "spec": {"template": TEMPLATE},
+        },  # not apps/v1's
+        {"apiVersion": "v1", "kind": "Deployment", "spec": {"template": TEMPLATE}},
+        {"kind": "Pod", **TEMPLATE},
+        {"apiVersion": "apps/v1", "kind": "Deployment", "spec": {}},
+        {"apiVersion": "apps/v1", "kind": "Deployment", "spec": "oops"},
+        {"apiVersion": "v1", "kind": ["Pod"]},
+    ],
+)
+def test_objects_without_a_pod_template(obj: dict[str, Any]) -> None:
+    assert pod_template(obj) is None
+    assert _verdict(obj, policy(resources={"require": {"requests": ["cpu"]}})) == Verdict()
+
+
+def test_a_template_without_metadata_or_spec_reads_as_empty() -> None:
+    assert pod_template({"apiVersion": "apps/v1", "kind": "Deployment", "spec": {"template": {}}}) == ({}, {})
+
+
+# --- probes ----------------------------------------------------------------------------------------
+
+REQUIRE_PROBES = {
+    "readiness": {"required": True},
+    "liveness": {"required": True},
+    "startup": {"required": True},
+}
+
+
+def test_required_probes_missing_without_defaults() -> None:
+    assert _found(pod(container(port=8080)), policy(probes=REQUIRE_PROBES)) == [
+        ("app", "readinessProbe", "no readinessProbe — add a readinessProbe"),
+        ("app", "livenessProbe", "no livenessProbe — add a livenessProbe"),
+        ("app", "startupProbe", "no startupProbe — add a startupProbe"),
+    ]
+
+
+def test_defaults_are_applied_before_validation() -> None:
+    defaulted = policy(probes={"readiness": {"required": True, "default": TCP_AUTO}})
+    assert _found(deployment(container(port=8080)), defaulted) == []
+    assert _found(pod(container(port=8080, readinessProbe={"exec": {"command": ["ok"]}})), defaulted) == []
+
+
+@pytest.mark.parametrize(
+    ("app", "default", "message"),
+    [
+        (
+            container(port=None),
+            TCP_AUTO,
+            'no readinessProbe and port "auto" has no declared port'
+            " — add a readinessProbe or a containerPort",
+        ),
+        (
+            container(port=None, ports=[{"containerPort": 53, "protocol": "UDP"}]),
+            TCP_AUTO,
+            'no readinessProbe and port "auto" has no declared TCP port'
+            " — add a readinessProbe or a containerPort",
+        ),
+        (
+            container(port=8080),
+            {"httpGet": {"port": "http"}},
+            'no readinessProbe and port "http" is not a declared port name'
+            ' — add a readinessProbe or a containerPort named "http"',
+        ),
+    ],
+)
+def test_a_default_that_cannot_apply_says_why(
+    app: dict[str, Any], default: dict[str, Any], message: str
+) -> None:
+    assert _found(pod(app), policy(probes={"readiness": {"required": True, "default": default}})) == [
+        ("app", "readinessProbe", message)
+    ]
+
+
+def test_sidecars_need_probes_and_plain_init_containers_do_not() -> None:
+    init = (container("migrate", port=None), container("proxy", port=None, restartPolicy="Always"))
+    found = _found(
+        pod(container(readinessProbe=TCP_AUTO), init=init), policy(probes={"readiness": {"required": True}})
+    )
+    assert found == [("proxy", "readinessProbe", "no readinessProbe — add a readinessProbe")]
+
+
+# --- resources -------------------------------------------------------------------------------------
+
+
+def _resource_findings(res: dict[str, Any] | None, **resource_spec: Any) -> list[tuple[str, str]]:
+    fields = {} if res is None else {"resources": res}
+    return [
+        (field, message)
+        for _, field, message in _found(pod(container(**fields)), policy(resources=resource_spec))
+    ]
+
+
+def test_required_requests_and_limits() -> None:
+    require = {"requests": ["cpu", "memory"], "limits": ["memory"]}
+    assert _resource_findings(None, require=require) == [
+        ("resources.requests.cpu", "no resources.requests.cpu — add resources.requests.cpu"),
+        ("resources.requests.memory", "no resources.requests.memory — add resources.requests.memory"),
+        ("resources.limits.memory", "no resources.limits.memory — add resources.limits.memory"),
+    ]
+    # A limit alone satisfies a required request: Kubernetes sets the request to it.
+    assert _resource_findings(resources(limits={"cpu": "1", "memory": "1Gi"}), require=require) == []
+    # Defaults that would be injected count.
+    assert (
+        _resource_findings(None, require=require, defaultRequest={"cpu": "1"}, default={"memory": "1Gi"})
+        == []
+    )
+
+
+def test_min_and_max_bound_what_is_set() -> None:
+    bounds = {"min": {"cpu": "100m"}, "max": {"cpu": "2", "memory": "1Gi"}}
+    assert _resource_findings(None, **bounds) == []  # bounds require nothing; `require` does
+    assert _resource_findings(resources({"cpu": "50m"}, {"cpu": "3", "memory": "2Gi"}), **bounds) == [
+        ("resources.requests.cpu", "resources.requests.cpu 50m is below min 100m — set at least 100m"),
+        ("resources.limits.cpu", "resources.limits.cpu 3 exceeds max 2 — set at most 2"),
+        ("resources.limits.memory", "resources.limits.memory 2Gi exceeds max 1Gi — set at most 1Gi"),
+    ]
+    assert _resource_findings(resources({"cpu": "3"}, {"cpu": "50m"}), **bounds)[:2] == [
+        ("resources.requests.cpu", "resources.requests.cpu 3 exceeds max 2 — set at most 2"),
+        ("resources.limits.cpu", "resources.limits.cpu 50m is below min 100m — set at least 100m"),
+    ]
+
+
+def test_an_implicit_request_is_reported_through_its_limit_only() -> None:
+    assert _resource_findings(resources(limits={"memory": "16Gi"}), max={"memory": "8Gi"}) == [
+        ("resources.limits.memory", "resources.limits.memory 16Gi exceeds max 8Gi — set at most 8Gi")
+    ]
+
+
+def test_limit_below_request_and_ratio() -> None:
+    assert _resource_findings(resources({"cpu": "2"}, {"cpu": "1"}), require={"limits": ["cpu"]}) == [
+        (
+            "resources.limits.cpu",
+            "resources.limits.cpu 1 is below resources.requests.cpu 2 — raise the limit or lower the request",
+        )
+    ]
+    ratio = {"maxLimitRequestRatio": {"memory": "2"}}
+    assert _resource_findings(resources({"memory": "256Mi"}, {"memory": "512Mi"}), **ratio) == []
+    assert _resource_findings(resources({"memory": "256Mi"}, {"memory": "1Gi"}), **ratio) == [
+        (
+            "resources.limits.memory",
+            "resources.limits.memory 1Gi / resources.requests.memory 256Mi exceeds "
+            "maxLimitRequestRatio 2 — lower the limit or raise the request",
+        )
+    ]
+    assert (
+        _resource_findings(resources({"memory": "0"}, {"memory": "1Gi"}), **ratio)[0][0]
+        == "resources.limits.memory"
+    )
+
+
+def test_invalid_quantities_are_reported() -> None:
+    assert _resource_findings(resources({"cpu": "lots"}), require={"requests": ["cpu"]}) == [
+        (
+            "resources.requests.cpu",
+            'resources.requests.cpu "lots" is not a valid quantity — fix resources.requests.cpu',
+        )
+    ]
+
+
+def test_policies_without_container_resource_rules_do_not_judge_resources() -> None:
+    assert _resource_findings(resources({"cpu": "2"}, {"cpu": "1"}), defaultRequest={"memory": "1Gi"}) == []
+
+
+def test_init_containers_are_held_to_resource_rules() -> None:
+    found = _found(
+        pod(container(resources=resources({"cpu": "1"})), init=(container("setup"),)),
+        policy(resources={"require": {"requests": ["cpu"]}}),
+    )
+    assert found == [
+        ("setup", "resources.requests.cpu", "no resources.requests.cpu — add resources.requests.cpu")
+    ]
+
+
+# --- QoS -------------------------------------------------------------------------------------------
+
+GUARANTEED = resources({"cpu": "1", "memory": "1Gi"}, {"cpu": "1", "memory": "1Gi"})
+
+
+@pytest.mark.parametrize(
+    ("spec", "qos"),
+    [
+        ({"containers": [container()]}, "BestEffort"),
+        ({"containers": [container(resources={})]}, "BestEffort"),
+        ({"containers": [container(resources=resources({"cpu": "0"}))]}, "BestEffort"),
+        ({"containers": [container(resources=resources({"cpu": "100m"}))]}, "Burstable"),
+        ({"containers": [container(resources=GUARANTEED)]}, "Guaranteed"),
+        # Limits alone: requests default to them, so the container is Guaranteed.
+        (
+            {"containers": [container(resources=resources(limits={"cpu": "1", "memory": "1Gi"}))]},
+            "Guaranteed",
+        ),
+        ({"containers": [container(resources=resources(limits={"cpu": "1"}))]}, "Burstable"),
+        (
+            {
+                "containers": [
+                    container(
+                        resources=resources({"cpu": "1", "memory": "1Gi"}, {"cpu": "2", "memory": "1Gi"})
+                    )
+                ]
+            },
+            "Burstable",
+        ),
+        (
+            {"containers": [container(resources=GUARANTEED), container("b")]},
+            "Burstable",
+        ),  # Guaranteed + BestEffort
+        (
+            {"containers": [container(resources=GUARANTEED)], "initContainers": [container("init")]},
+            "Burstable",
+        ),
+        (
+            {
+                "containers": [container(resources=GUARANTEED)],
+                "initContainers": [container("i", resources=GUARANTEED)],
+            },
+            "Guaranteed",
+        ),
+        ({"containers": [], "initContainers": []}, "BestEffort"),
+        # Pod-level resources replace the containers'.
+        ({"resources": {"limits": {"cpu": "2", "memory": "2Gi"}}, "containers": [container()]}, "Guaranteed"),
+        (
+            {"resources": {"requests": {"cpu": "1"}}, "containers": [container(resources=GUARANTEED)]},
+            "Burstable",
+        ),
+        ({"resources": {}, "containers": [container(resources=GUARANTEED)]}, "Guaranteed"),
+        # A missing pod-level request is the containers' aggregated request.
+        (
+            {
+                "resources": {"limits": {"cpu": "2", "memory": "2Gi"}},
+                "containers": [container(resources=resources({"cpu": "1"}))],
+            },
+            "Burstable",
+        ),
+        (
+            {
+                "resources": {"limits": {"cpu": "2", "memory": "2Gi"}},
+                "containers": [
+                    container("a", resources=resources({"cpu": "1", "memory": "1Gi"})),
+                    container("b", resources=resources({"cpu": "1", "memory": "1Gi"})),
+                ],
+            },
+            "Guaranteed",
+        ),
+        (
+            {
+                "resources": {"limits": {"cpu": "2", "memory": "2Gi"}},
+                "containers": [container(resources=resources({"cpu": "1", "memory": "1Gi"}))],
+                "initContainers": [
+                    container("sidecar", restartPolicy="Always", resources=resources({"cpu": "1"})),
+                    container("init", resources=resources({"cpu": "1", "memory": "2Gi"})),
+                ],
+            },
+            "Guaranteed",
+        ),
+    ],
+)
+def test_qos_class_as_kubernetes_computes_it(spec: dict[str, Any], qos: str) -> None:
+    assert pod_qos_class(spec) == qos
+
+
+@pytest.mark.parametrize(
+    ("wanted", "res", "message"),
+    [
+        (
+            "Burstable",
+            None,
+            "QoS class BestEffort is below minQoSClass Burstable — set resources.requests on the containers",
+        ),
+        (
+            "Guaranteed",
+            resources({"cpu": "1"}),
+            "QoS class Burstable is below minQoSClass Guaranteed — set cpu and memory "
+            "limits on every container, with requests equal to limits",
+        ),
+        ("Guaranteed", GUARANTEED, None),
+        ("BestEffort", None, None),
+    ],
+)
+def test_min_qos_class(wanted: str, res: dict[str, Any] | None, message: str | None) -> None:
+    fields = {} if res is None else {"resources": res}
+    found = _found(pod(container(**fields)), policy(resources={"minQoSClass": wanted}))
+    assert found == ([("", "qosClass", message)] if message else [])
+
+
+# --- verdicts --------------------------------------------------------------------------------------
+
+
+def test_one_consolidated_message_per_request() -> None:
+    web = policy(
+        "web-baseline",
+        probes={"readiness": {"required": True, "default": TCP_AUTO}},
+        resources={"max": {"memory": "8Gi"}},
+    )
+    verdict = _verdict(deployment(container(port=None, resources=resources(limits={"memory": "16Gi"}))), web)
+    assert verdict.denied
+    assert verdict.message == (
+        'production policy "web-baseline" (Enforce): container "app": no readinessProbe and port "auto"'
+        " has no declared port — add a readinessProbe or a containerPort;"
+        ' container "app": resources.limits.memory 16Gi exceeds max 8Gi — set at most 8Gi'
+    )
+    assert verdict.warnings == [] and verdict.audit == []
+
+
+def test_enforcement_levels() -> None:
+    rule = {"probes": {"readiness": {"required": True}}}
+    enforce, warn, audit = (
+        policy(name, enforcement=name.capitalize(), **rule) for name in ("enforce", "warn", "audit")
+    )
+    verdict = _verdict(pod(), audit, warn, enforce)
+    assert verdict.denied
+    assert [v.policy for v in verdict.violations] == [
+        "audit",
+        "enforce",
+        "warn",
+    ]  # by precedence: priority, name
+    assert verdict.message == (
+        'production policy "enforce" (Enforce): container "app": no readinessProbe — add a readinessProbe. '
+        'production policy "warn" (Warn): container "app": no readinessProbe — add a readinessProbe'
+    )
+    assert verdict.warnings == [
+        'production policy "warn" (Warn): container "app": no readinessProbe — add a readinessProbe'
+    ]
+    assert verdict.audit == [
+        Violation(
+            "app",
+            "readinessProbe",
+            "no readinessProbe — add a readinessProbe",
+            "audit",
+            "Audit",
+            "probes.required",
+        )
+    ]
+    only_warn = _verdict(pod(), warn)
+    assert not only_warn.denied and len(only_warn.warnings) == 1
+    assert _verdict(pod(), audit).message == ""
+
+
+def test_policies_that_do_not_match_are_not_applied() -> None:
+    elsewhere = policy(match={"namespaces": ["other"]}, probes={"readiness": {"required": True}})
+    assert _verdict(pod(), elsewhere) == Verdict()
+
+
+def test_a_pods_own_labels_select_the_policies() -> None:
+    web_only = policy(
+        match={"podSelector": {"matchLabels": {"tier": "web"}}}, probes={"readiness": {"required": True}}
+    )
+    assert _verdict(deployment(container(), labels={"tier": "web"}), web_only).denied
+    assert not _verdict(deployment(container(), labels={"tier": "db"}), web_only).violations
+
+
+# --- ratcheting ------------------------------------------------------------------------------------
+
+STRICT = policy("strict", probes={"readiness": {"required": True}}, resources={"max": {"memory": "1Gi"}})
+
+
+def test_update_keeps_violations_the_old_template_already_had() -> None:
+    legacy = deployment(container(resources=resources(limits={"memory": "4Gi"})))
+    scaled = copy.deepcopy(legacy)
+    scaled["spec"]["replicas"] = 5
+    assert _verdict(legacy, STRICT).denied
+    assert _verdict(scaled, STRICT, old=legacy) == Verdict()
+    # The same rules still broken, with other values: the change did not make anything worse.
+    assert (
+        _verdict(
+            with_container_change(legacy, resources=resources(limits={"memory": "8Gi"})), STRICT, old=legacy
+        )
+        == Verdict()
+    )
+
+
+def test_update_counts_violations_the_change_introduced() -> None:
+    fine = deployment(container(readinessProbe=TCP_AUTO, resources=resources(limits={"memory": "512Mi"})))
+    worse = with_container_change(fine, resources=resources(limits={"memory": "2Gi"}))
+    verdict = _verdict(worse, STRICT, old=fine)
+    assert [(v.field, v.rule) for v in verdict.violations] == [("resources.limits.memory", "resources.max")]
+    added = copy.deepcopy(worse)
+    added["spec"]["template"]["spec"]["containers"].append(container("new"))
+    assert {v.container for v in _verdict(added, STRICT, old=worse).violations} == {"new"}
+
+
+def test_an_old_object_without_a_template_ratchets_nothing() -> None:
+    assert _verdict(pod(), STRICT, old={"kind": "ConfigMap"}).denied
