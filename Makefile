@@ -6,7 +6,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install lock cluster-bins cluster lint unit e2e test crd clean
+.PHONY: install lock cluster-bins cluster demo lint unit e2e test crd clean
+CLUSTER ?= local
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +28,9 @@ cluster-bins: $(STAMP)  ## find or build kube-apiserver & co. (cached under ~/.c
 
 cluster: cluster-bins  ## a local control plane in the foreground; kubeconfig in .cluster/kubeconfig
 	$(BIN)/python -m production_policy.devcluster --kubeconfig-out .cluster/kubeconfig
+
+demo: $(STAMP)  ## the README's run command: a guided tour (CLUSTER=existing: the current kube context)
+	$(BIN)/production-policy demo --cluster=$(CLUSTER)
 
 lint: $(STAMP)
 	$(BIN)/ruff check operator tests

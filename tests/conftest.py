@@ -16,6 +16,7 @@ import pytest
 from kubernetes import client, config
 
 from tests.support.kube import wait_for
+from tests.support.metrics import scrape
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -160,19 +161,7 @@ class DevOperator:
         return self.log_path.read_text(errors="replace")
 
     def metrics(self) -> dict[str, float]:
-        """The /metrics samples, keyed by name and labels as exposed."""
-        import urllib.request
-
-        from prometheus_client.parser import text_string_to_metric_families
-
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as response:
-            text = response.read().decode()
-        samples: dict[str, float] = {}
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
-                samples[f"{sample.name}{{{labels}}}"] = sample.value
-        return samples
+        return scrape(self.metrics_port)
 
 
 def start_dev_operator(

@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from production_policy import __version__, logs, metrics
 
@@ -41,6 +42,63 @@ def _run_webhook(args: argparse.Namespace) -> int:
     options = service.WebhookOptions(host=args.host, port=args.port, tls=tls)
     asyncio.run(service.run_webhook(options))
     return 0
+
+
+def _controller_options(args: argparse.Namespace) -> Any:
+    from production_policy.rollout.options import SYSTEM_NAMESPACES, ControllerOptions
+
+    return ControllerOptions(
+        operator_namespace=args.namespace, ignored_namespaces=SYSTEM_NAMESPACES | set(args.exclude_namespace)
+    )
+
+
+def _run_controller(args: argparse.Namespace) -> int:
+    from production_policy.rollout.process import run_controller
+
+    logs.configure(args.log_format, args.log_level)
+    metrics.serve(args.metrics_port)
+    asyncio.run(run_controller(_controller_options(args)))
+    return 0
+
+
+def _run_dev(args: argparse.Namespace) -> int:
+    from production_policy import devrun
+    from production_policy.admission.configuration import WebhookSettings
+
+    if not args.dev:
+        print(
+            "production-policy run: only --dev is supported; in a cluster, install the Helm chart",
+            file=sys.stderr,
+        )
+        return 2
+    logs.configure(args.log_format, args.log_level)
+    metrics.serve(args.metrics_port, host="127.0.0.1")
+    settings = WebhookSettings(
+        operator_namespace=args.namespace, excluded_namespaces=tuple(args.exclude_namespace)
+    )
+    asyncio.run(devrun.run_dev(args.port, settings, _controller_options(args)))
+    return 0
+
+
+def _uninstall_webhooks(args: argparse.Namespace) -> int:
+    # The Helm chart's pre-delete hook: remove the webhook configurations before anything else.
+    from production_policy import kube
+    from production_policy.admission import registration
+
+    logs.configure(args.log_format, args.log_level)
+    api = kube.api_client()
+    try:
+        registration.remove_configurations(api, args.name)
+    finally:
+        api.close()
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from production_policy import demo
+
+    interactive = sys.stdin.isatty() and not args.non_interactive
+    return demo.run(existing=args.cluster == "existing", interactive=interactive)
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -77,6 +135,28 @@ def build_parser() -> argparse.ArgumentParser:
     webhook.add_argument("--tls-key-file", default="/tls/tls.key")
     webhook.set_defaults(handler=_run_webhook)
 
+    controller = commands.add_parser("controller", help="config rollouts and policy status (1 replica)")
+    _operator_options(controller)
+    controller.set_defaults(handler=_run_controller)
+
+    run = commands.add_parser("run", help="the whole operator in one process (--dev: for local clusters)")
+    _operator_options(run)
+    run.add_argument("--dev", action="store_true", help="self-signed certificate, webhooks registered by URL")
+    run.add_argument("--port", type=int, default=9443, help="webhook port on 127.0.0.1")
+    run.set_defaults(handler=_run_dev)
+
+    uninstall = commands.add_parser(
+        "uninstall-webhooks", help="delete both webhook configurations (the Helm chart's pre-delete hook)"
+    )
+    from production_policy.admission.configuration import CONFIGURATION_NAME
+
+    uninstall.add_argument("--name", default=CONFIGURATION_NAME, help="name of both configurations")
+    uninstall.add_argument(
+        "--log-format", choices=("text", "json"), default=os.environ.get("PP_LOG_FORMAT", "text")
+    )
+    uninstall.add_argument("--log-level", default=os.environ.get("PP_LOG_LEVEL", "INFO"))
+    uninstall.set_defaults(handler=_uninstall_webhooks)
+
     check = commands.add_parser(
         "check", help="offline: what the policies would inject into manifests, and what they would refuse"
     )
@@ -106,6 +186,11 @@ def build_parser() -> argparse.ArgumentParser:
         "what the cluster would refuse)",
     )
     check.set_defaults(handler=_check)
+
+    demo = commands.add_parser("demo", help="a guided tour on a local control plane (or the current context)")
+    demo.add_argument("--cluster", choices=("local", "existing"), default=os.environ.get("CLUSTER", "local"))
+    demo.add_argument("--non-interactive", action="store_true", help="stop everything at the end")
+    demo.set_defaults(handler=_demo)
 
     crd = commands.add_parser("crd", help="print the ProductionPolicy CustomResourceDefinition")
     crd.add_argument(

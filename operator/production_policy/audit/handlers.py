@@ -1,0 +1,82 @@
+"""The kopf wiring of the policy status and audit.
+
+Workloads are only *watched* (``on.event``: no finalizer, no annotation, nothing written to
+them); what is kept of each is its identity and the part of its pod template the rules read.
+Policy statuses are written by one task of our own, batched, through the status subresource.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING, Any
+
+import kopf
+
+from production_policy import GROUP, PLURAL, VERSION, kube
+from production_policy.audit.auditor import Auditor
+from production_policy.clusterview import ClusterView
+
+if TYPE_CHECKING:  # at run time, importing the rollout package would import this one back
+    from production_policy.rollout.options import ControllerOptions
+
+log = logging.getLogger(__name__)
+
+WORKLOAD_RESOURCES = (
+    ("apps", "v1", "deployments"),
+    ("apps", "v1", "statefulsets"),
+    ("apps", "v1", "daemonsets"),
+    ("batch", "v1", "jobs"),
+    ("batch", "v1", "cronjobs"),
+    ("", "v1", "pods"),
+)
+"""The audited kinds (see ``engine.audit.subjects``): top-level workloads and bare pods."""
+
+
+def register_audit(registry: kopf.OperatorRegistry, view: ClusterView, options: ControllerOptions) -> Auditor:
+    """Register the policy status and audit into ``registry``; return its state (for metrics, say).
+
+    ``view`` must be kept current by :func:`production_policy.clusterview.register_views`,
+    registered into the same registry *before* this: kopf runs a resource's handlers in
+    registration order, so the view already has a policy's new version when the audit looks.
+    Namespaces in ``options.all_ignored_namespaces`` are not audited.
+    """
+    auditor = Auditor(view, options)
+    ignored = options.all_ignored_namespaces
+    tasks: list[asyncio.Task[None]] = []
+
+    @kopf.on.startup(registry=registry, id="audit-startup")
+    async def start(**_: Any) -> None:
+        auditor.api = kube.api_client()
+        tasks.append(asyncio.create_task(auditor.run(), name="policy status writer"))
+        tasks.append(asyncio.create_task(auditor.post_events(), name="audit event poster"))
+
+    @kopf.on.cleanup(registry=registry, id="audit-cleanup")
+    async def stop(**_: Any) -> None:
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if auditor.api is not None:
+            auditor.api.close()
+
+    def wanted(namespace: str | None, **_: Any) -> bool:
+        return namespace not in ignored
+
+    for group, version, plural in WORKLOAD_RESOURCES:
+        # Handlers are async on purpose: they then run in the event loop, one at a time, never in
+        # kopf's thread pool, so the audit's maps need no locks.
+        @kopf.on.event(group, version, plural, registry=registry, id=f"audit-{plural}", when=wanted)
+        async def workload_event(type: str | None, body: kopf.Body, **_: Any) -> None:
+            auditor.workload_event(type, body)
+
+    @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry, id="audit-policies")
+    async def policy_event(type: str | None, name: str, body: kopf.Body, **_: Any) -> None:
+        auditor.policy_event(type, name, body)
+
+    @kopf.on.event("", "v1", "namespaces", registry=registry, id="audit-namespaces")
+    async def namespace_event(type: str | None, name: str, **_: Any) -> None:
+        auditor.namespace_event(type, name)
+
+    return auditor

@@ -1,0 +1,61 @@
+"""``production-policy run --dev``: the whole operator in one process, for a local cluster.
+
+It makes a throwaway CA and a serving certificate for 127.0.0.1, serves the webhooks there,
+registers the webhook configurations by URL, and removes them again on the way out, Ctrl-C
+included: a configuration left pointing at a dead process would block every pod create.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import tempfile
+from pathlib import Path
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from production_policy import certs, kube, runtime
+from production_policy.admission import configuration, registration, server, service
+from production_policy.audit import register_audit
+from production_policy.rollout.handlers import register_controller
+from production_policy.rollout.options import ControllerOptions
+
+
+async def run_dev(port: int, settings: configuration.WebhookSettings, controller: ControllerOptions) -> None:
+    """Serve, register, run the controller too, until a signal; then unregister."""
+    with tempfile.TemporaryDirectory(prefix="production-policy-dev-") as tmp:
+        ca = certs.make_ca("production-policy-dev-ca")
+        tls = server.TLSFiles(Path(tmp) / "tls.crt", Path(tmp) / "tls.key")
+        certs.issue_serving(ca, ("127.0.0.1", "localhost")).write(tls.cert, tls.key)
+        options = service.WebhookOptions(host="127.0.0.1", port=port, tls=tls)
+        client_config = configuration.url_client_config(
+            f"https://127.0.0.1:{port}", base64.b64encode(ca.cert_pem).decode()
+        )
+        configs = configuration.build_configurations(settings, client_config)
+        loop = asyncio.get_running_loop()
+        api = kube.api_client()
+        registry = runtime.new_registry()
+        try:
+            # In a cluster Helm creates it; locally it holds the controller's digest key.
+            await loop.run_in_executor(None, _ensure_namespace, api, controller.operator_namespace)
+            async with service.admission_served(registry, options) as view:
+                register_controller(registry, view, controller)
+                register_audit(registry, view, controller)
+                await loop.run_in_executor(None, registration.register_configurations, api, configs)
+                try:
+                    await runtime.run_operator(registry)
+                finally:
+                    await loop.run_in_executor(
+                        None, registration.remove_configurations, api, configuration.CONFIGURATION_NAME
+                    )
+        finally:
+            api.close()
+
+
+def _ensure_namespace(api: client.ApiClient, name: str) -> None:
+    try:
+        client.CoreV1Api(api).create_namespace({"metadata": {"name": name}})
+    except ApiException as exc:
+        if exc.status != 409:
+            raise

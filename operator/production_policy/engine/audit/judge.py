@@ -1,0 +1,111 @@
+"""Judging one workload against every policy, as the admission webhooks would judge its pods.
+
+A workload is judged after defaults: what the mutating webhook would inject into its pods counts
+as present, exactly as the validating webhook decides. Ratcheting does not apply: the audit
+reports every violation a workload has, also those an UPDATE would let through.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from production_policy.api import ProductionPolicy
+from production_policy.api.status import MESSAGE_MAX
+from production_policy.engine.matching import matching_policies
+from production_policy.engine.mutation import plan_mutation
+from production_policy.engine.rules import Violation
+from production_policy.engine.validation import describe, template_violations
+
+ELLIPSIS = "…"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """How one workload breaks one policy: how many rules, and all of them in one bounded message."""
+
+    count: int
+    message: str
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """One workload against all policies: those that match it, and the findings of those it breaks."""
+
+    matched: frozenset[str] = frozenset()
+    findings: Mapping[str, Finding] = field(default_factory=dict)
+    """By policy name; only the policies the workload breaks."""
+
+
+def judge(
+    pod: Mapping[str, Any],
+    namespace: str,
+    namespace_labels: Mapping[str, str],
+    policies: Sequence[ProductionPolicy],
+) -> Judgement:
+    """The judgement of a workload, given as a Pod holding its template (see ``subjects.audit_subject``).
+
+    Each violation counts against the policy that demands the fix (``Violation.policy``).
+    """
+    labels = pod.get("metadata", {}).get("labels")
+    matched = matching_policies(
+        policies, namespace, namespace_labels, labels if isinstance(labels, Mapping) else {}
+    )
+    if not matched:
+        return Judgement()
+    spec = pod.get("spec")
+    violations = template_violations(spec if isinstance(spec, Mapping) else {}, matched)
+    by_policy: dict[str, list[Violation]] = {}
+    for violation in violations:
+        by_policy.setdefault(violation.policy, []).append(violation)
+    return Judgement(
+        frozenset(policy.name for policy in matched),
+        {name: Finding(len(found), finding_message(found)) for name, found in by_policy.items()},
+    )
+
+
+def finding_message(violations: Sequence[Violation]) -> str:
+    """Every violation in one line (``container "app": no readinessProbe — ...; pod: ...``), cut to fit."""
+    return bounded("; ".join(describe(violation) for violation in violations), MESSAGE_MAX)
+
+
+def bounded(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters, marked with an ellipsis when cut."""
+    return text if len(text) <= limit else text[: limit - len(ELLIPSIS)] + ELLIPSIS
+
+
+def needed_defaults(
+    pod: Mapping[str, Any],
+    namespace: str,
+    namespace_labels: Mapping[str, str],
+    policies: Sequence[ProductionPolicy],
+) -> tuple[str, ...]:
+    """What the mutating webhook will inject into the pods of a template: ``container:field`` entries,
+    as its ``productionpolicy.dev/injected`` annotation records them."""
+    return tuple(plan_mutation(pod, namespace, namespace_labels, policies).injected)
+
+
+def affected_namespaces(
+    before: ProductionPolicy | None, after: ProductionPolicy | None
+) -> frozenset[str] | None:
+    """The namespaces whose workloads must be judged again after a policy changed from ``before`` to
+    ``after`` (None: absent or unusable); None means every namespace.
+
+    A policy's defaults can satisfy another policy's requirements, so every workload it matched or
+    now matches is judged again — not only for this policy. When neither version restricts
+    ``match.namespaces``, that can be any workload. An unchanged spec (a status write, a label)
+    needs nothing.
+    """
+    if before is None and after is None:
+        return frozenset()
+    if before is not None and after is not None and before.spec == after.spec:
+        return frozenset()
+    namespaces: set[str] = set()
+    for version in (before, after):
+        if version is None:
+            continue
+        if not version.spec.match.namespaces:
+            return None
+        namespaces.update(version.spec.match.namespaces)
+    return frozenset(namespaces)

@@ -1,0 +1,105 @@
+"""Config-change rollouts, decided purely: no I/O, no clients, no clocks (``now`` is an argument).
+
+- :mod:`.workload` reduces a workload body to :class:`WorkloadFacts`.
+- :mod:`.baseline` tracks the referenced keys as keyed digests and compares with the stored baseline.
+- :mod:`.settings` merges the ``configRollout`` settings of the matching policies.
+- :mod:`.schedule` is the debounce / minimum interval / breaker / cap state machine.
+- :mod:`.writes` builds the patches; :mod:`.decide` puts it all together for one workload.
+"""
+
+from production_policy.engine.rollout.baseline import (
+    Baseline,
+    Comparison,
+    Missing,
+    Observation,
+    SourceChange,
+    SourceData,
+    SourceId,
+    Tracked,
+    compact,
+    compare,
+    config_digest,
+    decode,
+    encode,
+    key_id,
+    observe,
+)
+from production_policy.engine.rollout.decide import Decision, Write, decide, unmanaged_reason
+from production_policy.engine.rollout.names import (
+    BASELINE_ANNOTATION,
+    FIELD_MANAGER,
+    IGNORE,
+    REPORTING_CONTROLLER,
+    ROLLED_AT_ANNOTATION,
+    TEMPLATE_DIGEST_ANNOTATION,
+    WORKLOAD_OPT_OUT_ANNOTATION,
+    WORKLOAD_OPT_OUT_VALUE,
+)
+from production_policy.engine.rollout.schedule import (
+    ROLLOUT_TIMEOUT_SECONDS,
+    Action,
+    InFlight,
+    Report,
+    Step,
+    WorkloadState,
+    adopt_running,
+    has_capacity,
+    still_running,
+)
+from production_policy.engine.rollout.settings import (
+    RolloutSettings,
+    merge_settings,
+    namespace_ignored,
+    source_ignored,
+)
+from production_policy.engine.rollout.workload import (
+    WORKLOAD_KINDS,
+    WorkloadFacts,
+    workload_facts,
+)
+
+__all__ = [
+    "BASELINE_ANNOTATION",
+    "FIELD_MANAGER",
+    "IGNORE",
+    "REPORTING_CONTROLLER",
+    "ROLLED_AT_ANNOTATION",
+    "ROLLOUT_TIMEOUT_SECONDS",
+    "TEMPLATE_DIGEST_ANNOTATION",
+    "WORKLOAD_KINDS",
+    "WORKLOAD_OPT_OUT_ANNOTATION",
+    "WORKLOAD_OPT_OUT_VALUE",
+    "Action",
+    "Baseline",
+    "Comparison",
+    "Decision",
+    "InFlight",
+    "Missing",
+    "Observation",
+    "Report",
+    "RolloutSettings",
+    "SourceChange",
+    "SourceData",
+    "SourceId",
+    "Step",
+    "Tracked",
+    "WorkloadFacts",
+    "WorkloadState",
+    "Write",
+    "adopt_running",
+    "compact",
+    "compare",
+    "config_digest",
+    "decide",
+    "decode",
+    "encode",
+    "has_capacity",
+    "key_id",
+    "merge_settings",
+    "namespace_ignored",
+    "observe",
+    "source_ignored",
+    "still_running",
+    "unmanaged_reason",
+    "workload_facts",
+]

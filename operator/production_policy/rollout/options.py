@@ -1,0 +1,32 @@
+"""How the config-rollout controller is configured."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
+DEFAULT_OPERATOR_NAMESPACE = "production-policy"
+DIGEST_KEY_SECRET = "production-policy-digest-key"
+
+
+@dataclass(frozen=True)
+class ControllerOptions:
+    """What the controller needs to know about its installation.
+
+    ``operator_namespace`` holds the Secret with the HMAC key of the digests (created if missing)
+    and is never managed itself, like every namespace in ``ignored_namespaces``.
+    """
+
+    operator_namespace: str = field(
+        default_factory=lambda: os.environ.get("POD_NAMESPACE", DEFAULT_OPERATOR_NAMESPACE)
+    )
+    ignored_namespaces: frozenset[str] = SYSTEM_NAMESPACES
+    key_secret: str = DIGEST_KEY_SECRET
+    instance: str = field(default_factory=lambda: os.environ.get("POD_NAME") or os.uname().nodename)
+    """``reportingInstance`` of the controller's Events."""
+
+    @property
+    def all_ignored_namespaces(self) -> frozenset[str]:
+        """The ignored namespaces, the operator's own included."""
+        return self.ignored_namespaces | {self.operator_namespace}

@@ -1,0 +1,22 @@
+"""The config-rollout controller as a process of its own."""
+
+from __future__ import annotations
+
+import asyncio
+
+from production_policy import runtime
+from production_policy.audit import register_audit
+from production_policy.clusterview import ClusterView, initial_sync, register_views
+from production_policy.rollout.handlers import register_controller
+from production_policy.rollout.options import ControllerOptions
+
+
+async def run_controller(options: ControllerOptions) -> None:
+    """Load the policies and namespaces, then watch and roll until SIGINT/SIGTERM."""
+    view = ClusterView()
+    registry = runtime.new_registry()
+    register_views(registry, view)  # first: the view must be current before the controller looks
+    register_controller(registry, view, options)
+    register_audit(registry, view, options)
+    await asyncio.to_thread(initial_sync, view)
+    await runtime.run_operator(registry)

@@ -1,0 +1,107 @@
+"""Run helm and kubectl (the cached builds) against the chart, and split what they print."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "charts" / "production-policy"
+# helm template without a cluster assumes this Kubernetes version (the chart needs >= 1.29).
+KUBE_VERSION = "1.34.0"
+
+
+@cache
+def binary(name: str) -> Path:
+    """helm or kubectl from the cache; skip (or, with PP_REQUIRE_CLUSTER=1, fail) when absent."""
+    from production_policy.devcluster.binaries import BinaryError, ensure_binaries
+
+    try:
+        return ensure_binaries(build=False)[name]
+    except BinaryError as exc:
+        if os.environ.get("PP_REQUIRE_CLUSTER") == "1":
+            raise
+        pytest.skip(f"{name} is not available: {exc}")
+
+
+@dataclass(frozen=True)
+class Helm:
+    """helm with its own config/cache directories (never the user's) and, optionally, a cluster."""
+
+    home: Path
+    kubeconfig: Path | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+    def run(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        env = {
+            **os.environ,
+            "HELM_CACHE_HOME": str(self.home / "cache"),
+            "HELM_CONFIG_HOME": str(self.home / "config"),
+            "HELM_DATA_HOME": str(self.home / "data"),
+            **self.env,
+        }
+        if self.kubeconfig is not None:
+            env["KUBECONFIG"] = str(self.kubeconfig)
+        proc = subprocess.run(
+            [str(binary("helm")), *args], capture_output=True, text=True, env=env, timeout=timeout
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"helm {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+            )
+        return proc
+
+    def template(
+        self, release: str, namespace: str, values: Sequence[str] = (), *extra: str
+    ) -> list[dict[str, Any]]:
+        """``helm template`` of the chart as objects; ``values`` are ``--set`` assignments."""
+        args = ["template", release, str(CHART), "--namespace", namespace, "--kube-version", KUBE_VERSION]
+        for assignment in values:
+            args += ["--set", assignment]
+        return documents(self.run(*args, *extra).stdout)
+
+
+def documents(text: str) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(text) if doc]
+
+
+def kubectl(
+    kubeconfig: Path, *args: str, stdin: str | None = None, check: bool = True, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [str(binary("kubectl")), "--kubeconfig", str(kubeconfig), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        )
+    return proc
+
+
+def by_kind(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [obj for obj in objects if obj.get("kind") == kind]
+
+
+def one(objects: list[dict[str, Any]], kind: str, name_suffix: str = "") -> dict[str, Any]:
+    """The single object of ``kind`` whose name ends with ``name_suffix``."""
+    found = [obj for obj in by_kind(objects, kind) if obj["metadata"]["name"].endswith(name_suffix)]
+    assert len(found) == 1, (
+        f"expected one {kind} *{name_suffix}, found {[o['metadata']['name'] for o in found]}"
+    )
+    return found[0]
+
+
+def is_hook(obj: dict[str, Any]) -> bool:
+    return "helm.sh/hook" in (obj.get("metadata", {}).get("annotations") or {})
