@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 
+from production_policy.devcluster.processes import stop_process
 from tests.support.kube import wait_for
 from tests.support.metrics import scrape
 
@@ -199,13 +200,7 @@ def start_dev_operator(
 
 
 def stop_dev_operator(operator: DevOperator) -> None:
-    if operator.process.poll() is None:
-        operator.process.terminate()
-        try:
-            operator.process.wait(30)
-        except subprocess.TimeoutExpired:
-            operator.process.kill()
-            operator.process.wait(10)
+    stop_process(operator.process)
 
 
 def _https_ok(url: str) -> bool:

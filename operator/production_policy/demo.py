@@ -30,6 +30,7 @@ from kubernetes.client.rest import ApiException
 
 from production_policy import GROUP, PLURAL, VERSION
 from production_policy.api import crd
+from production_policy.devcluster.processes import stop_process
 
 T = TypeVar("T")
 NAMESPACE = "demo"
@@ -110,12 +111,7 @@ def _operator(kubeconfig: Path) -> Iterator[subprocess.Popen[bytes]]:
     try:
         yield process
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)  # it removes its webhook configurations on the way out
-            try:
-                process.wait(60)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_process(process, grace=60)  # on SIGTERM it removes its webhook configurations
 
 
 @functools.cache

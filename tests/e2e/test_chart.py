@@ -32,6 +32,7 @@ from kubernetes.client.rest import ApiException
 
 from production_policy.admission import configuration, registration
 from production_policy.devcluster.controlplane import free_port
+from production_policy.devcluster.processes import stop_process
 from tests.conftest import Cluster
 from tests.support import rbac
 from tests.support.helm import CHART, Helm, documents, is_hook, kubectl, one
@@ -405,13 +406,7 @@ class Process:
         return True
 
     def stop(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.terminate()
-            try:
-                self.popen.wait(30)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(10)
+        stop_process(self.popen)
 
 
 def _start(args: list[str], kubeconfig: Path, log_path: Path) -> Process:

@@ -26,6 +26,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from production_policy.devcluster.controlplane import free_port
+from production_policy.devcluster.processes import stop_process
 from tests.conftest import Cluster
 from tests.support import metrics
 from tests.support.kube import deployment, pod_ready, replica_sets_of, wait_for
@@ -92,13 +93,8 @@ class ControllerProcess:
         wait_for(started, 30, what="the controller to start")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        if self.process is not None:
+            stop_process(self.process)
         self.process = None
 
     def restart(self) -> int:

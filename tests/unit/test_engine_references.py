@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from production_policy.engine import SourceRef, changed_keys, key_digests, referenced_sources, workload_digest
+from production_policy.engine import SourceRef, key_digests, referenced_sources
 from tests.unit.engine_support import container
 
 KEY = b"per-install key"
@@ -162,55 +162,3 @@ def test_key_digests_are_keyed_per_key_and_hide_values() -> None:
     assert key_digests(KEY, {"password": b"hunter2"}) == {"password": digests["password"]}
     # The key is part of what is digested: the same value under another key differs.
     assert key_digests(KEY, {"other": "hunter2"})["other"] != digests["password"]
-
-
-CFG = ("ConfigMap", "cfg")
-
-
-def _digest(refs: list[SourceRef], sources: dict[tuple[str, str], dict[str, str] | None]) -> str:
-    return workload_digest(
-        KEY,
-        refs,
-        {source: key_digests(KEY, data) if data is not None else None for source, data in sources.items()},
-    )
-
-
-def test_workload_digest_covers_exactly_the_referenced_keys() -> None:
-    only_a = [SourceRef("ConfigMap", "cfg", frozenset({"a"}), False)]
-    base = _digest(only_a, {CFG: {"a": "1", "b": "1"}})
-    assert _digest(only_a, {CFG: {"a": "1", "b": "2"}}) == base  # an unrelated key changed
-    assert _digest(only_a, {CFG: {"a": "2", "b": "1"}}) != base
-    assert _digest(only_a, {CFG: {"b": "1"}}) != base  # the key disappeared
-    assert _digest(only_a, {CFG: None}) != base  # the source disappeared
-    assert _digest(only_a, {}) == _digest(only_a, {CFG: None})  # absent either way
-    every_key = [SourceRef("ConfigMap", "cfg", None, False)]
-    assert _digest(every_key, {CFG: {"a": "1", "b": "2"}}) != _digest(every_key, {CFG: {"a": "1", "b": "1"}})
-    assert _digest(every_key, {CFG: {}}) != _digest(every_key, {CFG: None})  # empty is not absent
-
-
-def test_workload_digest_is_order_independent_and_keyed() -> None:
-    refs = [SourceRef("ConfigMap", "cfg", frozenset({"a", "b"}), False), SourceRef("Secret", "s", None, True)]
-    sources: dict[tuple[str, str], dict[str, str] | None] = {
-        CFG: {"a": "1", "b": "2"},
-        ("Secret", "s"): {"x": "y"},
-    }
-    assert _digest(refs, sources) == _digest(list(reversed(refs)), dict(reversed(sources.items())))
-    assert workload_digest(b"other", refs, {}) != workload_digest(KEY, refs, {})
-
-
-@pytest.mark.parametrize(
-    ("old", "new", "keys", "changed"),
-    [
-        ({"a": "1", "b": "1"}, {"a": "2", "b": "1"}, None, ["a"]),
-        ({"a": "1", "b": "1"}, {"a": "1", "b": "2"}, frozenset({"a"}), []),
-        ({"a": "1"}, {"a": "1", "c": "1"}, None, ["c"]),
-        ({"a": "1"}, {}, frozenset({"a", "z"}), ["a"]),
-        (None, {"b": "1", "a": "1"}, None, ["a", "b"]),
-        ({"a": "1"}, None, frozenset({"a"}), ["a"]),
-        (None, None, None, []),
-    ],
-)
-def test_changed_keys(
-    old: dict[str, str] | None, new: dict[str, str] | None, keys: frozenset[str] | None, changed: list[str]
-) -> None:
-    assert changed_keys(old, new, keys) == changed

@@ -29,6 +29,7 @@ import yaml
 
 from production_policy import certs
 from production_policy.devcluster.binaries import Binaries, ensure_binaries
+from production_policy.devcluster.processes import stop_process
 
 START_TIMEOUT = 90.0
 STOP_TIMEOUT = 10.0
@@ -88,13 +89,8 @@ class Component:
         return self.process is not None and self.process.poll() is None
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=STOP_TIMEOUT)
+        if self.process is not None:
+            stop_process(self.process, STOP_TIMEOUT)
         if self._log is not None:
             self._log.close()
             self._log = None

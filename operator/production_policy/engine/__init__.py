@@ -5,7 +5,7 @@ which ConfigMaps/Secrets and keys a pod spec references, and keyed digests of th
 admission webhooks and the rollout controller only translate to and from these functions.
 """
 
-from production_policy.engine.digests import changed_keys, key_digests, workload_digest
+from production_policy.engine.digests import key_digests
 from production_policy.engine.matching import IGNORE_LABEL, matching_policies
 from production_policy.engine.mutation import INJECTED_ANNOTATION, MutationPlan, plan_mutation
 from production_policy.engine.policies import validate_policy
@@ -22,7 +22,6 @@ __all__ = [
     "SourceRef",
     "Verdict",
     "Violation",
-    "changed_keys",
     "evaluate_workload",
     "key_digests",
     "matching_policies",
@@ -30,5 +29,4 @@ __all__ = [
     "pod_template",
     "referenced_sources",
     "validate_policy",
-    "workload_digest",
 ]

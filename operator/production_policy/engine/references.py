@@ -36,7 +36,7 @@ class SourceRef:
 
     @property
     def source(self) -> tuple[str, str]:
-        """(kind, name): how ``workload_digest`` and its callers key the data of a source."""
+        """(kind, name): how the rollout engine keys the data of a source."""
         return self.kind, self.name
 
 

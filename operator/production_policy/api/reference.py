@@ -1,0 +1,99 @@
+"""The ProductionPolicy reference page, generated from the CRD schema (itself from the models).
+
+``python -m production_policy.api.reference --write`` regenerates docs/policy-reference.md; a
+unit test fails when the page and the models disagree, so the reference cannot drift.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from production_policy.api.crd import custom_resource_definition
+
+REFERENCE_FILE = Path("docs") / "policy-reference.md"
+
+HEADER = """# ProductionPolicy reference
+
+`productionpolicy.dev/v1alpha1`, kind `ProductionPolicy` (cluster-scoped, short name `prodpol`).
+Generated from the API models by `python -m production_policy.api.reference --write`: do not
+edit by hand. `kubectl explain prodpol.spec --recursive` shows the same descriptions from the
+API server.
+"""
+
+
+def _type(node: dict[str, Any]) -> str:
+    if node.get("x-kubernetes-int-or-string"):
+        return "int or string"
+    kind = node.get("type", "object")
+    if kind == "array":
+        return f"list of {_type(node.get('items', {}))}"
+    if kind == "object" and "additionalProperties" in node:
+        return f"map of {_type(node['additionalProperties'])}"
+    return str(kind)
+
+
+def _constraints(node: dict[str, Any]) -> str:
+    parts = []
+    if "enum" in node:
+        parts.append("one of " + ", ".join(f"`{v}`" for v in node["enum"]))
+    if "default" in node:
+        parts.append(f"default `{json.dumps(node['default'])}`")
+    for key, word in (
+        ("minimum", "min"),
+        ("maximum", "max"),
+        ("maxItems", "at most"),
+        ("maxLength", "length ≤"),
+    ):
+        if key in node:
+            parts.append(f"{word} {node[key]}")
+    return "; ".join(parts)
+
+
+def _rows(node: dict[str, Any], path: str, rows: list[str], rules: list[str]) -> None:
+    for rule in node.get("x-kubernetes-validations", []):
+        rules.append(f"- `{path}`: {rule['message']}")
+    for name, child in node.get("properties", {}).items():
+        child_path = f"{path}.{name}"
+        description = " ".join(str(child.get("description", "")).split()).replace("|", "\\|")
+        rows.append(f"| `{child_path}` | {_type(child)} | {description} | {_constraints(child)} |")
+        target = child.get("items", child) if child.get("type") == "array" else child
+        _rows(target, child_path + ("[]" if child.get("type") == "array" else ""), rows, rules)
+
+
+def reference_markdown() -> str:
+    """The whole reference page."""
+    schema = custom_resource_definition()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    sections = [HEADER]
+    for top in ("spec", "status"):
+        rows: list[str] = ["| field | type | description | constraints |", "|---|---|---|---|"]
+        rules: list[str] = []
+        _rows(schema["properties"][top], top, rows, rules)
+        sections.append(
+            f"## {top}\n\n{schema['properties'][top].get('description', '')}\n\n" + "\n".join(rows)
+        )
+        if rules:
+            sections.append(
+                f"### Cross-field rules of {top} (checked by the API server)\n\n" + "\n".join(rules)
+            )
+    return "\n\n".join(sections) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument(
+        "--write", action="store_true", help=f"write {REFERENCE_FILE} (from the repository root)"
+    )
+    args = parser.parse_args(argv)
+    if args.write:
+        REFERENCE_FILE.write_text(reference_markdown(), encoding="utf-8")
+    else:
+        sys.stdout.write(reference_markdown())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
