@@ -5,8 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+SCENARIOS ?= all
 
-.PHONY: install lock cluster-bins cluster demo lint unit e2e test crd clean
+.PHONY: install lock cluster-bins cluster demo lint unit e2e test crd clean bench
 CLUSTER ?= local
 
 $(STAMP): pyproject.toml requirements.lock
@@ -33,9 +34,10 @@ demo: $(STAMP)  ## the README's run command: a guided tour (CLUSTER=existing: th
 	$(BIN)/production-policy demo --cluster=$(CLUSTER)
 
 lint: $(STAMP)
-	$(BIN)/ruff check operator tests
-	$(BIN)/ruff format --check operator tests
+	$(BIN)/ruff check operator tests bench
+	$(BIN)/ruff format --check operator tests bench
 	$(BIN)/mypy
+	$(BIN)/mypy -p bench
 
 unit: $(STAMP)  ## the fast inner loop: no cluster needed
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
@@ -46,6 +48,9 @@ e2e: cluster-bins
 # A run that collects no test exits 5 and fails the build, as it should.
 test: lint cluster-bins  ## everything CI runs: lint, unit and e2e tests on the local control plane
 	PP_REQUIRE_CLUSTER=1 $(BIN)/pytest tests --cov=production_policy --cov-report=term $(PYTEST_ARGS)
+
+bench: cluster-bins  ## benchmarks into bench/results (SCENARIOS=admission_e2e,webhook,rollout,memory,reloader)
+	$(BIN)/python -m bench.run --scenarios $(SCENARIOS)
 
 clean:
 	rm -rf $(VENV) .cluster .pytest_cache .mypy_cache .ruff_cache

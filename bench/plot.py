@@ -1,0 +1,180 @@
+"""One PNG per scenario, drawn from its JSON with matplotlib (a dev dependency, not a runtime one)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from bench.common import log
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib
+    except ImportError as exc:
+        raise RuntimeError("the plots need matplotlib (the dev extra): pip install matplotlib") from exc
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _footer(fig: Any, data: dict[str, Any]) -> None:
+    m = data.get("machine", {})
+    load = data.get("load_average_before", m.get("load_average_at_start"))
+    fig.text(
+        0.01,
+        0.01,
+        f"{m.get('cores')} cores, {m.get('memory_gib')} GiB, {m.get('cpu_model', '')}; "
+        f"kube-apiserver {m.get('versions', {}).get('kube-apiserver', '?')}; load before {load}; "
+        f"{m.get('date', '')}",
+        fontsize=7,
+        color="#555555",
+    )
+
+
+def admission_e2e(data: dict[str, Any], path: Path) -> None:
+    plt = _pyplot()
+    rows = data["comparison"]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4.5))
+    labels = [str(r["concurrency"]) for r in rows]
+    x = range(len(rows))
+    for ax, q in zip(axes, ("p50_ms", "p95_ms", "p99_ms"), strict=True):
+        none = [r[q]["none"] for r in rows]
+        ours = [r[q]["webhooks"] for r in rows]
+        ax.bar([i - 0.2 for i in x], none, width=0.4, label="no webhooks", color="#8c8c8c")
+        ax.bar([i + 0.2 for i in x], ours, width=0.4, label="production-policy webhooks", color="#1f77b4")
+        for i, r in enumerate(rows):
+            if r[q]["ratio"] is not None:
+                ax.annotate(f"x{r[q]['ratio']:.2f}", (i + 0.2, ours[i]), ha="center", va="bottom", fontsize=8)
+        ax.set_xticks(list(x), labels)
+        ax.set_xlabel("concurrent creates")
+        ax.set_ylabel(f"{q.split('_')[0]} create latency (ms)")
+        ax.set_title(q.split("_")[0])
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"{data['title']} ({data['setup']['pods_per_run']} creates per run)")
+    _footer(fig, data)
+    fig.tight_layout(rect=(0, 0.04, 1, 0.95))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def webhook(data: dict[str, Any], path: Path) -> None:
+    plt = _pyplot()
+    runs = data["runs"]
+    fixed = [r for r in runs if r["rate"] != "flat out"]
+    flat = next(r for r in runs if r["rate"] == "flat out")
+    null = data["baseline_null_server_flat_out"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    rates = [r["rate"] for r in fixed]
+    for q, style in (("p50_ms", "o-"), ("p99_ms", "s-")):
+        left.plot(rates, [r["latency"].get(q) for r in fixed], style, label=q.split("_")[0])
+    null_fixed = [r for r in data.get("baseline_null_server_runs", []) if r["rate"] != "flat out"]
+    if null_fixed:
+        left.plot(
+            [r["rate"] for r in null_fixed],
+            [r["latency"].get("p99_ms") for r in null_fixed],
+            "^--",
+            color="#8c8c8c",
+            label="p99, null aiohttp server (baseline)",
+        )
+    left.axhline(5, color="red", linestyle=":", label="goal: p99 <= 5 ms at 500/s")
+    left.set_xlabel("offered rate (reviews/s, open loop)")
+    left.set_ylabel("latency (ms)")
+    left.set_yscale("log")
+    left.set_title("latency at fixed rates")
+    left.legend(fontsize=8)
+    bars = [
+        ("null aiohttp server\n(baseline)", null["throughput_per_s"], "#8c8c8c"),
+        ("production-policy\nwebhook", flat["throughput_per_s"], "#1f77b4"),
+    ]
+    right.bar([b[0] for b in bars], [b[1] for b in bars], color=[b[2] for b in bars])
+    right.axhline(1500, color="red", linestyle=":", label="goal: >= 1500/s")
+    for i, b in enumerate(bars):
+        right.annotate(f"{b[1]:.0f}/s", (i, b[1]), ha="center", va="bottom")
+    right.set_ylabel("reviews/s, flat out, one core")
+    right.set_title("throughput")
+    right.legend(fontsize=8)
+    fig.suptitle(data["title"])
+    _footer(fig, data)
+    fig.tight_layout(rect=(0, 0.04, 1, 0.95))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def rollout(data: dict[str, Any], path: Path) -> None:
+    plt = _pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for i, latencies in enumerate(data["fanout"]["sorted_latencies_ms_per_round"]):
+        left.plot(range(1, len(latencies) + 1), latencies, ".-", label=f"round {i + 1}")
+    left.axhline(2000, color="red", linestyle=":", label="goal: all within 2 s")
+    left.set_xlabel("workloads patched (in order)")
+    left.set_ylabel("ms after the ConfigMap update")
+    left.set_title(f"one ConfigMap referenced by {data['fanout']['workloads']} Deployments")
+    left.legend(fontsize=8)
+    one = data["one_workload"]["latency"]
+    right.bar(
+        ["p50", "p95", "p99", "max"],
+        [one.get("p50_ms"), one.get("p95_ms"), one.get("p99_ms"), one.get("max_ms")],
+        color="#1f77b4",
+    )
+    right.axhline(250, color="red", linestyle=":", label="goal: p99 <= 250 ms")
+    right.set_ylabel("ms after the ConfigMap update")
+    right.set_title(f"one ConfigMap referenced by 1 Deployment ({one.get('n')} samples)")
+    right.legend(fontsize=8)
+    fig.suptitle(f"{data['title']} ({data['setup']['deployments']} Deployments in the cluster)")
+    _footer(fig, data)
+    fig.tight_layout(rect=(0, 0.04, 1, 0.95))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def memory(data: dict[str, Any], path: Path) -> None:
+    plt = _pyplot()
+    steps = data["steps"]
+    fig, ax = plt.subplots(figsize=(11, 4.8))
+    x = range(len(steps))
+    ax.bar(
+        [i - 0.2 for i in x], [s["rss_mib"] for s in steps], width=0.4, label="RSS when idle", color="#1f77b4"
+    )
+    ax.bar(
+        [i + 0.2 for i in x],
+        [s["peak_rss_mib"] for s in steps],
+        width=0.4,
+        label="peak RSS (VmHWM)",
+        color="#aec7e8",
+    )
+    for i, s in enumerate(steps):
+        ax.annotate(f"{s['rss_mib']:.0f}", (i - 0.2, s["rss_mib"]), ha="center", va="bottom", fontsize=8)
+        ax.annotate(
+            f"{s['peak_rss_mib']:.0f}", (i + 0.2, s["peak_rss_mib"]), ha="center", va="bottom", fontsize=8
+        )
+    ax.axhline(150e6 / 2**20, color="red", linestyle=":", label="goal: <= 150 MB at 10,000 workloads")
+    ax.set_xticks(list(x), [s["step"].replace(", ", ",\n") for s in steps], fontsize=8)
+    ax.set_ylabel("MiB")
+    ax.legend(fontsize=8)
+    fig.suptitle(data["title"])
+    _footer(fig, data)
+    fig.tight_layout(rect=(0, 0.04, 1, 0.95))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+PLOTS = {"admission_e2e": admission_e2e, "webhook": webhook, "rollout": rollout, "memory": memory}
+
+
+def plot_all(out: Path, names: list[str] | None = None) -> list[Path]:
+    made = []
+    for name, draw in PLOTS.items():
+        source = out / f"{name}.json"
+        if (names is not None and name not in names) or not source.exists():
+            continue
+        data = json.loads(source.read_text())
+        if "error" in data:
+            continue
+        target = out / f"{name}.png"
+        draw(data, target)
+        log(f"wrote {target}")
+        made.append(target)
+    return made

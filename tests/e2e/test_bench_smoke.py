@@ -1,0 +1,91 @@
+"""A tiny variant of every benchmark scenario, so the scripts in bench/ keep working.
+
+Each scenario starts its own local control plane, as ``make bench`` does. Only the shape of the
+results is checked: no timing is ever asserted (this machine is shared and timings vary).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from bench import admission_e2e, memory, plot, reloader, rollout, summary, webhook
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from production_policy.devcluster.binaries import BinaryError, ensure_binaries
+
+    try:
+        ensure_binaries(build=False)
+    except BinaryError as exc:
+        if os.environ.get("PP_REQUIRE_CLUSTER") == "1":
+            raise
+        pytest.skip(f"no local control plane: {exc}")
+    return tmp_path_factory.mktemp("bench-results")
+
+
+def _load(results: Path, name: str) -> dict[str, object]:
+    data: dict[str, object] = json.loads((results / f"{name}.json").read_text())
+    assert "error" not in data
+    assert isinstance(data["machine"], dict) and data["machine"]["cores"]
+    return data
+
+
+def test_admission_end_to_end(results: Path) -> None:
+    admission_e2e.run(results, admission_e2e.TINY)
+    data = _load(results, "admission_e2e")
+    runs = data["runs"]
+    assert isinstance(runs, list) and len(runs) == 2 * len(admission_e2e.TINY.concurrencies)
+    for run in runs:
+        assert run["created"] == admission_e2e.TINY.pods and not run["errors"]
+        # Proof that the webhook runs went through our webhooks, and the others did not.
+        expected = admission_e2e.TINY.pods if run["webhooks"] == "webhooks" else 0
+        assert run["with_injected_defaults"] == expected
+
+
+def test_webhook_alone(results: Path) -> None:
+    webhook.run(results, webhook.TINY)
+    data = _load(results, "webhook")
+    runs = data["runs"]
+    assert isinstance(runs, list) and [r["rate"] for r in runs] == [*webhook.TINY.rates, "flat out"]
+    for run in runs:
+        assert run["answered"] > 0 and not run["errors"]
+
+
+def test_rollout_reaction(results: Path) -> None:
+    rollout.run(results, rollout.TINY)
+    data = _load(results, "rollout")
+    one, fanout = data["one_workload"], data["fanout"]
+    assert isinstance(one, dict) and one["missed"] == 0 and one["samples"] == rollout.TINY.single_samples
+    assert isinstance(fanout, dict)
+    assert all(r["patched"] == rollout.TINY.fanout for r in fanout["rounds"])
+
+
+def test_memory(results: Path) -> None:
+    memory.run(results, memory.TINY)
+    data = _load(results, "memory")
+    steps = data["steps"]
+    assert isinstance(steps, list) and len(steps) == 2 * len(memory.TINY.steps) + 3
+    assert all(step["rss_mib"] > 0 for step in steps)
+
+
+def test_reloader_outcome_is_recorded(results: Path) -> None:
+    reloader.run(results)
+    data = json.loads((results / "reloader.json").read_text())
+    assert data["outcome"] and (data["built"] or data["attempts"])
+
+
+def test_plots_and_summary(results: Path) -> None:
+    pytest.importorskip("matplotlib", reason="the plots need matplotlib (the dev extra)")
+    names = ["admission_e2e", "webhook", "rollout", "memory"]
+    made = plot.plot_all(results, names)
+    assert sorted(p.name for p in made) == sorted(
+        f"{n}.png" for n in names if (results / f"{n}.json").exists()
+    )
+    text = summary.write(results).read_text()
+    assert "| Scenario | Goal |" in text
