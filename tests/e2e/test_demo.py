@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from kubernetes.client.rest import ApiException
 
 from tests.conftest import REPO, Cluster
 
@@ -40,6 +41,8 @@ def test_the_demo_shows_all_four_behaviours(cluster: Cluster, crd: dict[str, obj
     assert "NAME           ENFORCEMENT   MATCHED   NON-COMPLIANT   AGE" in out
     assert any(line.split()[:4] == ["web-baseline", "Enforce", "2", "0"] for line in out.splitlines())
     assert "KUBECONFIG=" in out
-    # It cleaned up after itself on an existing cluster.
-    namespace = cluster.core.read_namespace("demo")
-    assert namespace.status.phase == "Terminating"
+    # It cleaned up after itself on an existing cluster: the namespace is going or gone.
+    try:
+        assert cluster.core.read_namespace("demo").status.phase == "Terminating"
+    except ApiException as exc:
+        assert exc.status == 404
