@@ -72,8 +72,7 @@ def register_controller(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if controller.api is not None:
-            controller.api.close()
+        controller.close()
 
     for kind, index_id in SOURCE_INDEX.items():
         plural = "configmaps" if kind == "ConfigMap" else "secrets"
