@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
+import pytest
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
 from production_policy.engine import SourceRef
-from production_policy.rollout.handlers import source_data
+from production_policy.rollout import sources
 from production_policy.rollout.options import ControllerOptions
+from production_policy.rollout.sources import SourceCache, source_data
 from production_policy.rollout.workloads import WorkloadStore
 from tests.unit.rollout_support import facts
 
@@ -33,13 +41,91 @@ def test_the_store_indexes_workloads_by_source_and_namespace() -> None:
 
 
 def test_only_digests_are_kept_of_a_source() -> None:
-    body = {"data": {"password": "aHVudGVyMg=="}, "binaryData": {"blob": "AAEC"}}
-    data = source_data(KEY, body, {"productionpolicy.dev/ignore": "true"})
+    body = {
+        "metadata": {"annotations": {"productionpolicy.dev/ignore": "true"}},
+        "data": {"password": "aHVudGVyMg=="},
+        "binaryData": {"blob": "AAEC"},
+    }
+    data = source_data(KEY, body)
     assert data.ignored and set(data.digests) == {"password", "blob"}
     assert "aHVudGVyMg==" not in repr(data) and "hunter2" not in repr(data)
-    assert source_data(KEY, {}, {}).digests == {}
+    assert source_data(KEY, {}).digests == {}
 
 
 def test_the_operator_namespace_is_always_ignored() -> None:
     options = ControllerOptions(operator_namespace="ops", ignored_namespaces=frozenset({"kube-system"}))
     assert options.all_ignored_namespaces == {"ops", "kube-system"}
+
+
+def _cache(changed: list[tuple[str, str, str]]) -> SourceCache:
+    # No request is made: the list and watch run only once started.
+    return SourceCache(
+        "ConfigMap", client.ApiClient(), frozenset({"kube-system", "ops"}), KEY, lambda *a: changed.append(a)
+    )
+
+
+def test_a_source_cache_tells_only_real_changes_and_only_once_listed() -> None:
+    async def scenario() -> None:
+        changed: list[tuple[str, str, str]] = []
+        cache = _cache(changed)
+        a, b = source_data(KEY, {"data": {"k": "1"}}), source_data(KEY, {"data": {"k": "2"}})
+        cache._put(("shop", "early"), a)  # a watch event racing the first listing: not told
+        assert not cache.synced.is_set() and changed == []
+        cache._replace({("shop", "app"): a, ("shop", "db"): a})
+        assert cache.synced.is_set() and changed == [] and len(cache) == 2
+        assert cache.get("shop", "early") is None  # the listing is the truth
+        cache._put(("shop", "app"), a)  # same digests (metadata only): nothing to tell
+        assert changed == []
+        cache._put(("shop", "app"), b)
+        cache._put(("shop", "db"), None)
+        cache._put(("shop", "gone"), None)  # never seen, deleted: nothing to tell
+        assert changed == [("shop", "ConfigMap", "app"), ("shop", "ConfigMap", "db")]
+        assert cache.get("shop", "app") == b and cache.get("shop", "db") is None
+        changed.clear()
+        # A relisting (after the watch expired) tells what changed while not watching.
+        cache._replace({("shop", "app"): a, ("shop", "new"): b})
+        assert sorted(changed) == [("shop", "ConfigMap", "app"), ("shop", "ConfigMap", "new")]
+
+    asyncio.run(scenario())
+
+
+def test_a_source_cache_never_asks_for_the_ignored_namespaces() -> None:
+    async def scenario() -> None:
+        assert _cache([])._selector == "metadata.namespace!=kube-system,metadata.namespace!=ops"
+
+    asyncio.run(scenario())
+
+
+def test_an_expired_watch_lists_again_and_a_failure_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def scenario() -> None:
+        changed: list[tuple[str, str, str]] = []
+        cache = _cache(changed)
+        calls: list[str] = []
+        monkeypatch.setattr(sources, "RETRY_SECONDS", 0.01)
+
+        def list_all() -> tuple[dict[sources.SourceKey, Any], str]:
+            calls.append("list")
+            return {("shop", "app"): source_data(KEY, {"data": {"k": str(len(calls))}})}, "7"
+
+        def watch_from(version: str) -> str:
+            calls.append(f"watch {version}")
+            if len(calls) == 2:
+                raise ApiException(status=410)  # too old: list again
+            if len(calls) == 4:
+                raise ConnectionError("reset")  # trouble: watch again from the same version
+            cache._stopping.set()
+            return version
+
+        monkeypatch.setattr(cache, "_list_all", list_all)
+        monkeypatch.setattr(cache, "_watch_from", watch_from)
+        cache.start()
+        await asyncio.wait_for(cache.synced.wait(), 5)
+        for _ in range(200):
+            if cache._stopping.is_set() and len(calls) >= 5:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)  # let the posted results land in the loop
+        assert calls == ["list", "watch 7", "list", "watch 7", "watch 7"]
+        assert changed == [("shop", "ConfigMap", "app")]  # the relisting found a new digest
+
+    asyncio.run(scenario())

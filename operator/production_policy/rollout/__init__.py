@@ -1,6 +1,7 @@
 """Config-change rollouts: roll Deployments, StatefulSets and DaemonSets when the data they use changes.
 
-The imperative shell around :mod:`production_policy.engine.rollout`: kopf watches and indexes in,
+The imperative shell around :mod:`production_policy.engine.rollout`: kopf watches (workloads) and our
+own list-then-watch (ConfigMaps, Secrets) in,
 patches and Events out. ``register_controller`` adds it to any kopf registry (the ``controller``
 process, ``run --dev``); ``run_controller`` is the standalone process.
 """

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
-from collections.abc import Coroutine, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -25,18 +26,19 @@ from production_policy.clusterview import ClusterView
 from production_policy.engine import rollout as engine
 from production_policy.rollout import kubeio
 from production_policy.rollout.options import ControllerOptions
+from production_policy.rollout.sources import SourceCache
 from production_policy.rollout.workloads import WorkloadKey, WorkloadStore
 
 log = logging.getLogger(__name__)
+
+Writes = Callable[[], Awaitable[None]]
+"""What is left to do after a decision: its write and its Events (run later, a few at a time)."""
 
 RETRY_SECONDS = 10.0
 """After a failed write or an unexpected error, look at the workload again this much later."""
 
 WRITE_CONCURRENCY = 8
 """Writes (patches and their Events) in flight at once; below the API client's pool of connections."""
-
-SOURCE_INDEX = {"ConfigMap": "rollout_configmaps", "Secret": "rollout_secrets"}
-"""The kopf indexes of per-key digests, by source kind; keyed by (namespace, name)."""
 
 
 class Controller:
@@ -48,7 +50,8 @@ class Controller:
         self.workloads = WorkloadStore()
         self.hmac_key = b""
         self.key_id = ""
-        self.indices: Mapping[str, Any] = {}
+        self.sources: Mapping[str, SourceCache] = {}
+        """Per-key digests of the ConfigMaps and Secrets, by kind."""
         self.api: client.ApiClient | None = None
         self._states: dict[WorkloadKey, engine.WorkloadState] = {}
         self._running: dict[WorkloadKey, engine.InFlight] = {}
@@ -79,8 +82,7 @@ class Controller:
         self.look_at([key])
 
     def source_changed(self, namespace: str, kind: str, name: str) -> None:
-        sources = sum(len(self.indices.get(index, {})) for index in SOURCE_INDEX.values())
-        metrics.INDEX_ENTRIES.labels("sources").set(sources)
+        self._count_sources()
         self.look_at(self.workloads.referrers((namespace, kind, name)))
 
     def namespace_changed(self, namespace: str) -> None:
@@ -93,6 +95,12 @@ class Controller:
 
     async def run(self) -> None:
         """Look at marked and due workloads, forever (until cancelled)."""
+        # No decision before every ConfigMap and Secret is listed: a source not seen yet would
+        # look deleted, and a workload judged against it rolled for nothing.
+        for cache in self.sources.values():
+            await cache.synced.wait()
+        self._count_sources()
+        log.info("config rollouts: %d ConfigMaps and Secrets listed", sum(map(len, self.sources.values())))
         while True:
             await self._sleep()
             now = time.time()
@@ -115,9 +123,9 @@ class Controller:
         # at once.
         slots = asyncio.Semaphore(WRITE_CONCURRENCY)
 
-        async def finish(key: WorkloadKey, writes: Coroutine[Any, Any, None]) -> None:
+        async def write(key: WorkloadKey, writes: Writes) -> None:
             try:
-                await writes
+                await writes()
             except Exception as exc:
                 self._failed(key, exc)
             finally:
@@ -132,7 +140,7 @@ class Controller:
                     continue
                 if writes is not None:
                     await slots.acquire()
-                    group.create_task(finish(key, writes))
+                    group.create_task(write(key, writes))
 
     def _failed(self, key: WorkloadKey, exc: Exception) -> None:
         # A bug, or an API error outside the write path: log it (never a response body).
@@ -162,7 +170,7 @@ class Controller:
         state = self._states.get(key)
         return (state.pending.since if state is not None and state.pending is not None else float("inf"), key)
 
-    def look(self, key: WorkloadKey, now: float) -> Coroutine[Any, Any, None] | None:
+    def look(self, key: WorkloadKey, now: float) -> Writes | None:
         """Look at one workload once and decide; returns the writes still to make, if any."""
         facts = self.workloads.get(key)
         self._release(key, facts, now)
@@ -193,10 +201,10 @@ class Controller:
                 # It holds its place under the caps from now on, so the next decision counts it;
                 # the generation it must reach is known once its write returns.
                 self._running[key] = engine.InFlight(decision.settings.policies, now, facts.generation + 1)
-            return self._write_then_settle(facts, decision, before)
+            return functools.partial(self._write_then_settle, facts, decision, before)
         self._settle(facts, decision)
         reports = decision.step.reports if decision.step is not None else ()
-        return self._report_all(facts, reports) if reports else None
+        return functools.partial(self._report_all, facts, reports) if reports else None
 
     async def _write_then_settle(
         self, facts: engine.WorkloadFacts, decision: engine.Decision, before: engine.InFlight | None
@@ -259,6 +267,8 @@ class Controller:
 
     def close(self) -> None:
         """Let go of the API client and the threads that call it."""
+        for cache in self.sources.values():
+            cache.stop()
         self._calls.shutdown(wait=False, cancel_futures=True)
         if self.api is not None:
             self.api.close()
@@ -294,11 +304,14 @@ class Controller:
     def _sources_of(self, facts: engine.WorkloadFacts) -> dict[engine.SourceId, engine.SourceData]:
         found: dict[engine.SourceId, engine.SourceData] = {}
         for ref in facts.references:
-            index = self.indices.get(SOURCE_INDEX.get(ref.kind, ""))
-            store = index.get((facts.namespace, ref.name)) if index is not None else None
-            for data in store or ():
+            cache = self.sources.get(ref.kind)
+            data = cache.get(facts.namespace, ref.name) if cache is not None else None
+            if data is not None:
                 found[(ref.kind, ref.name)] = data
         return found
+
+    def _count_sources(self) -> None:
+        metrics.INDEX_ENTRIES.labels("sources").set(sum(map(len, self.sources.values())))
 
     async def _report_all(self, facts: engine.WorkloadFacts, reports: Iterable[engine.Report]) -> None:
         for report in reports:

@@ -1,10 +1,10 @@
 """The kopf wiring of the config-rollout controller.
 
-kopf's sharp edges, avoided on purpose: ConfigMaps and Secrets are only *indexed* (per-key
-digests, never values; kopf writes nothing to them), the workloads only *watched* with
-``on.event`` (no diff-base annotation, no finalizer), and the rollout timers live in one task of
-our own started at startup. kopf runs every ``on.event`` handler only once all indexes are
-filled, so no workload is ever judged against a half-listed set of ConfigMaps and Secrets.
+kopf's sharp edges, avoided on purpose: the workloads are only *watched* with ``on.event`` (no
+diff-base annotation, no finalizer), ConfigMaps and Secrets are not handed to kopf at all (the
+controller lists and watches them itself, keeping per-key digests only: see
+:mod:`production_policy.rollout.sources`), and the rollout timers live in one task of our own
+started at startup.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
 from typing import Any
 
 import kopf
@@ -20,22 +19,14 @@ import kopf
 from production_policy import GROUP, PLURAL, VERSION, kube
 from production_policy.clusterview import ClusterView
 from production_policy.engine import rollout as engine
-from production_policy.engine.digests import key_digests
 from production_policy.rollout import kubeio
-from production_policy.rollout.controller import SOURCE_INDEX, Controller
+from production_policy.rollout.controller import Controller
 from production_policy.rollout.options import ControllerOptions
+from production_policy.rollout.sources import SourceCache
 
 log = logging.getLogger(__name__)
 
 WORKLOAD_RESOURCES = {"Deployment": "deployments", "StatefulSet": "statefulsets", "DaemonSet": "daemonsets"}
-
-
-def source_data(
-    hmac_key: bytes, body: Mapping[str, Any], annotations: Mapping[str, str]
-) -> engine.SourceData:
-    """The digests of a ConfigMap's or Secret's keys; the values are not kept, not even decoded."""
-    data: dict[str, str] = {**(body.get("binaryData") or {}), **(body.get("data") or {})}
-    return engine.SourceData(engine.compact(key_digests(hmac_key, data)), engine.source_ignored(annotations))
 
 
 def register_controller(
@@ -58,7 +49,12 @@ def register_controller(
             kubeio.load_or_create_key, controller.api, options.operator_namespace, options.key_secret
         )
         controller.key_id = engine.key_id(controller.hmac_key)
-        controller.indices = {name: kwargs[name] for name in SOURCE_INDEX.values()}
+        controller.sources = {
+            kind: SourceCache(kind, controller.api, ignored, controller.hmac_key, controller.source_changed)
+            for kind in ("ConfigMap", "Secret")
+        }
+        for cache in controller.sources.values():
+            cache.start()
         tasks.append(asyncio.create_task(controller.run(), name="config-rollout loop"))
         log.info(
             "config rollouts: digest key id %s; ignored namespaces: %s",
@@ -74,10 +70,6 @@ def register_controller(
                 await task
         controller.close()
 
-    for kind, index_id in SOURCE_INDEX.items():
-        plural = "configmaps" if kind == "ConfigMap" else "secrets"
-        _register_source(registry, controller, kind, plural, index_id, ignored)
-
     for kind, plural in WORKLOAD_RESOURCES.items():
         _register_workload(registry, controller, kind, plural, ignored)
 
@@ -88,28 +80,6 @@ def register_controller(
     @kopf.on.event("", "v1", "namespaces", registry=registry, id="rollout-namespaces")
     async def namespace_event(name: str, **_: Any) -> None:
         controller.namespace_changed(name)
-
-
-def _register_source(
-    registry: kopf.OperatorRegistry,
-    controller: Controller,
-    kind: str,
-    plural: str,
-    index_id: str,
-    ignored: frozenset[str],
-) -> None:
-    def wanted(namespace: str | None, **_: Any) -> bool:
-        return namespace not in ignored
-
-    @kopf.index("", "v1", plural, registry=registry, id=index_id, when=wanted)
-    async def digests(
-        namespace: str | None, name: str, body: kopf.Body, annotations: kopf.Annotations, **_: Any
-    ) -> dict[tuple[str, str], engine.SourceData]:
-        return {(namespace or "", name): source_data(controller.hmac_key, body, annotations)}
-
-    @kopf.on.event("", "v1", plural, registry=registry, id=f"{index_id}-changed", when=wanted)
-    async def changed(namespace: str | None, name: str, **_: Any) -> None:
-        controller.source_changed(namespace or "", kind, name)
 
 
 def _register_workload(

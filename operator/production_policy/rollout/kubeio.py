@@ -7,6 +7,7 @@ has a timeout, so a slow API server delays rollouts but never wedges the control
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import secrets
 from dataclasses import dataclass
@@ -106,12 +107,14 @@ def patch_workload(api: client.ApiClient, facts: WorkloadFacts, patch: dict[str,
             field_manager=FIELD_MANAGER,
             _content_type="application/merge-patch+json",
             _request_timeout=TIMEOUT,
+            _preload_content=False,  # two fields wanted: not worth the client's model of the whole object
         )
     except ApiException as exc:
         if exc.status in (404, 409):
             raise Conflict(str(exc.reason)) from None
         raise
-    return Patched(str(result.metadata.resource_version), int(result.metadata.generation or 0))
+    metadata = json.loads(result.data)["metadata"]
+    return Patched(str(metadata["resourceVersion"]), int(metadata.get("generation") or 0))
 
 
 _ACTIONS = {
