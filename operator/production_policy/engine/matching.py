@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from production_policy import PREFIX
 from production_policy.api import ProductionPolicy, WorkloadSelector
 from production_policy.api.base import LabelSelector
+from production_policy.engine.memo import per_policy_set
 
 IGNORE_LABEL = f"{PREFIX}ignore"
 """A namespace labelled ``productionpolicy.dev/ignore=true`` is never matched by any policy."""
@@ -14,13 +15,20 @@ IGNORE_LABEL = f"{PREFIX}ignore"
 
 def by_precedence(policies: Iterable[ProductionPolicy]) -> list[ProductionPolicy]:
     """Highest priority first, then by name: the order in which policies give defaults."""
-    return sorted(policies, key=lambda policy: (-policy.spec.priority, policy.name))
+    return list(precedence_order(tuple(policies)))
+
+
+@per_policy_set
+def precedence_order(policies: Sequence[ProductionPolicy]) -> tuple[ProductionPolicy, ...]:
+    """:func:`by_precedence` as a tuple, computed once per sequence of policy objects."""
+    return tuple(sorted(policies, key=lambda policy: (-policy.spec.priority, policy.name)))
 
 
 def selector_matches(selector: LabelSelector, labels: Mapping[str, str]) -> bool:
     """Kubernetes label selector semantics: all matchLabels and all matchExpressions hold; {} matches all."""
-    if any(labels.get(key) != value for key, value in selector.match_labels.items()):
-        return False
+    for key, value in selector.match_labels.items():
+        if labels.get(key) != value:
+            return False
     for requirement in selector.match_expressions:
         present = requirement.key in labels
         if requirement.operator == "In":
@@ -80,4 +88,10 @@ def matching_policies(
     pod_labels: Mapping[str, str],
 ) -> list[ProductionPolicy]:
     """The policies that apply to a pod, highest priority first (then by name)."""
-    return by_precedence(p for p in policies if policy_matches(p, namespace, namespace_labels, pod_labels))
+    if namespace_labels.get(IGNORE_LABEL) == "true":
+        return []
+    return [
+        policy
+        for policy in precedence_order(policies)
+        if policy_matches(policy, namespace, namespace_labels, pod_labels)
+    ]

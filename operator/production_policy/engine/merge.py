@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Generic, Literal, TypeVar
 
 from production_policy.api import RESOURCE_NAMES, ProbeTemplate, ProductionPolicy, ResourceName
-from production_policy.engine.matching import by_precedence
+from production_policy.engine.matching import precedence_order
+from production_policy.engine.memo import per_policy_set
 
 ProbeKind = Literal["readiness", "liveness", "startup"]
 PROBE_KINDS: tuple[ProbeKind, ...] = ("readiness", "liveness", "startup")
@@ -39,12 +40,16 @@ class MergedDefaults:
     limits: dict[ResourceName, Sourced[str]] = field(default_factory=dict)
 
 
+@per_policy_set
 def merge_defaults(policies: Sequence[ProductionPolicy]) -> MergedDefaults:
-    """Merge the defaults of ``policies``: per field, the first one given in precedence order wins."""
+    """Merge the defaults of ``policies``: per field, the first one given in precedence order wins.
+
+    Computed once per sequence of policy objects (see ``memo``): the result is shared, read it only.
+    """
     probes: dict[ProbeKind, Sourced[ProbeTemplate]] = {}
     requests: dict[ResourceName, Sourced[str]] = {}
     limits: dict[ResourceName, Sourced[str]] = {}
-    for policy in by_precedence(policies):
+    for policy in precedence_order(policies):
         for kind in PROBE_KINDS:
             template = getattr(policy.spec.probes, kind).default_probe
             if template is not None:

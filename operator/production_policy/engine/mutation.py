@@ -50,6 +50,8 @@ def plan_mutation(
     injected: list[str] = []
     for result in pod_defaults(spec, defaults):
         slot, injections = result.slot, result.injections
+        if not injections:
+            continue
         pointer = f"/spec/{slot.field}/{slot.index}"
         patch += add_operations(pointer, slot.container, [(i.path, i.value) for i in injections])
         injected += [f"{slot.name}:{i.label}" for i in injections]
@@ -75,7 +77,7 @@ def add_operations(
     additions: dict[tuple[str, ...], Any] = {}
     for path, value in assignments:
         node, depth = document, 0
-        while depth < len(path) - 1 and isinstance(node.get(path[depth]), Mapping):
+        while depth < len(path) - 1 and _is_mapping(node.get(path[depth])):
             node, depth = node[path[depth]], depth + 1
         anchor, rest = path[: depth + 1], path[depth + 1 :]
         if not rest:
@@ -94,3 +96,7 @@ def add_operations(
 def escape_pointer(key: str) -> str:
     """Escape one JSON pointer segment (RFC 6901): ``~`` as ``~0``, ``/`` as ``~1``."""
     return key.replace("~", "~0").replace("/", "~1")
+
+
+def _is_mapping(value: Any) -> bool:
+    return type(value) is dict or isinstance(value, Mapping)  # the ABC check alone costs more

@@ -8,7 +8,7 @@ Guaranteed mix. Pod-level ``spec.resources``, when they set anything, replace th
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -16,7 +16,9 @@ from production_policy.api import QoSClass
 from production_policy.engine.defaulting import quantity_or_none, resource_map
 from production_policy.engine.workloads import container_slots
 
-_QOS_RESOURCES = ("cpu", "memory")
+QOS_RESOURCES = ("cpu", "memory")
+"""The resources that decide the QoS class."""
+_ZERO = Decimal(0)
 
 
 def effective_requests(holder: Mapping[str, Any]) -> dict[str, Any]:
@@ -33,12 +35,16 @@ def pod_qos_class(pod_spec: Mapping[str, Any]) -> QoSClass:
     # A pod spec holds its pod-level resources in the same `resources` field as a container does.
     if resource_map(pod_spec, "requests") or resource_map(pod_spec, "limits"):
         return _requirements_qos(_pod_level_requests(pod_spec), _amounts(resource_map(pod_spec, "limits")))
-    classes = {
-        _requirements_qos(
-            _amounts(effective_requests(slot.container)), _amounts(resource_map(slot.container, "limits"))
-        )
+    return containers_qos_class(
+        (_amounts(effective_requests(slot.container)), _amounts(resource_map(slot.container, "limits")))
         for slot in container_slots(pod_spec)
-    }
+    )
+
+
+def containers_qos_class(amounts: Iterable[tuple[Mapping[str, Decimal], Mapping[str, Decimal]]]) -> QoSClass:
+    """The QoS class of a pod without pod-level resources, from the (requests, limits) of each of its
+    containers: their ``cpu`` and ``memory`` as numbers, absent or invalid ones as 0."""
+    classes = {_requirements_qos(requests, limits) for requests, limits in amounts}
     if len(classes) > 1:
         return "Burstable"
     return classes.pop() if classes else "BestEffort"
@@ -46,7 +52,7 @@ def pod_qos_class(pod_spec: Mapping[str, Any]) -> QoSClass:
 
 def _requirements_qos(requests: Mapping[str, Decimal], limits: Mapping[str, Decimal]) -> QoSClass:
     classes: set[QoSClass] = set()
-    for resource in _QOS_RESOURCES:
+    for resource in QOS_RESOURCES:
         if requests[resource] != limits[resource]:
             return "Burstable"
         classes.add("BestEffort" if requests[resource] == 0 else "Guaranteed")
@@ -55,7 +61,12 @@ def _requirements_qos(requests: Mapping[str, Decimal], limits: Mapping[str, Deci
 
 def _amounts(values: Mapping[str, Any]) -> dict[str, Decimal]:
     """The cpu and memory quantities of ``values``; absent (or invalid: the API server refuses those) is 0."""
-    return {resource: quantity_or_none(values.get(resource)) or Decimal(0) for resource in _QOS_RESOURCES}
+    amounts = {}
+    for resource in QOS_RESOURCES:
+        value = values.get(resource)
+        # None is no quantity either; skipping it spares parse_quantity's ValueError.
+        amounts[resource] = (quantity_or_none(value) if value is not None else None) or _ZERO
+    return amounts
 
 
 def _pod_level_requests(pod_spec: Mapping[str, Any]) -> dict[str, Decimal]:
@@ -63,7 +74,7 @@ def _pod_level_requests(pod_spec: Mapping[str, Any]) -> dict[str, Decimal]:
     set, a missing pod-level request is the containers' aggregated request, else the pod-level limit."""
     given, limits = resource_map(pod_spec, "requests"), resource_map(pod_spec, "limits")
     requests = _amounts(given)
-    for resource in _QOS_RESOURCES:
+    for resource in QOS_RESOURCES:
         if limits and resource not in given:
             aggregated = _aggregated_container_request(pod_spec, resource)
             requests[resource] = aggregated if aggregated is not None else _amounts(limits)[resource]

@@ -15,9 +15,9 @@ from typing import Any
 
 from production_policy.api import ProductionPolicy
 from production_policy.engine.defaulting import with_defaults
-from production_policy.engine.matching import by_precedence, matching_policies
+from production_policy.engine.matching import matching_policies, precedence_order
 from production_policy.engine.merge import merge_defaults
-from production_policy.engine.rules import Violation, policy_violations
+from production_policy.engine.rules import SpecFacts, Violation, policy_violations
 from production_policy.engine.workloads import controlled_by_workload, pod_template
 
 
@@ -40,8 +40,11 @@ class Verdict:
 def template_violations(pod_spec: Mapping[str, Any], policies: Sequence[ProductionPolicy]) -> list[Violation]:
     """The violations of ``pod_spec`` once the defaults of ``policies`` are applied, policy by policy."""
     spec, gaps = with_defaults(pod_spec, merge_defaults(policies))
+    facts = SpecFacts(spec)  # parsed once, read by every policy
     return [
-        violation for policy in by_precedence(policies) for violation in policy_violations(spec, policy, gaps)
+        violation
+        for policy in precedence_order(policies)
+        for violation in policy_violations(facts, policy, gaps)
     ]
 
 
