@@ -33,8 +33,10 @@ log = logging.getLogger(__name__)
 SourceKey = tuple[str, str]
 """(namespace, name)."""
 
-PAGE_SIZE = 250
-"""Objects per page of the initial listing: bounds the memory a listing of large Secrets takes."""
+PAGE_SIZE = 50
+"""Objects per page of a listing. Small, so a page of large Secrets (up to 1 MiB each) stays a few
+MB: with 250 per page, listing 200 MB of Secrets left the process 106 MiB larger for good (freed
+pages leave the heap fragmented)."""
 
 WATCH_SECONDS = 300
 RETRY_SECONDS = 5.0
