@@ -8,9 +8,10 @@ with curl) always learns why, and nothing is ever admitted by accident.
 from __future__ import annotations
 
 import base64
-import json
 from dataclasses import dataclass
 from typing import Any
+
+import pydantic_core
 
 API_VERSION = "admission.k8s.io/v1"
 MAX_WARNING_LENGTH = 250  # the API server drops longer warnings
@@ -99,7 +100,7 @@ def allow(
     response: dict[str, Any] = {"allowed": True}
     if patch:
         response["patchType"] = "JSONPatch"
-        response["patch"] = base64.b64encode(json.dumps(patch).encode()).decode()
+        response["patch"] = base64.b64encode(pydantic_core.to_json(patch)).decode()
     if warnings:
         response["warnings"] = [
             w if len(w) <= MAX_WARNING_LENGTH else w[: MAX_WARNING_LENGTH - 1] + "…" for w in warnings
