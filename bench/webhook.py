@@ -84,6 +84,7 @@ COMPONENTS = (
     ("production_policy/engine", "engine (policy decisions)"),
     ("production_policy/quantity", "engine (policy decisions)"),
     ("production_policy/api", "engine (policy decisions)"),
+    ("production_policy/admission/wire.py", "JSON encode/decode"),
     ("production_policy/admission", "admission shell (ours)"),
     ("production_policy/metrics", "metrics"),
     ("prometheus_client/", "metrics"),

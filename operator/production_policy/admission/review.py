@@ -11,7 +11,7 @@ import base64
 from dataclasses import dataclass
 from typing import Any
 
-import pydantic_core
+from production_policy.admission import wire
 
 API_VERSION = "admission.k8s.io/v1"
 MAX_WARNING_LENGTH = 250  # the API server drops longer warnings
@@ -100,7 +100,7 @@ def allow(
     response: dict[str, Any] = {"allowed": True}
     if patch:
         response["patchType"] = "JSONPatch"
-        response["patch"] = base64.b64encode(pydantic_core.to_json(patch)).decode()
+        response["patch"] = base64.b64encode(wire.encode(patch)).decode()
     if warnings:
         response["warnings"] = [
             w if len(w) <= MAX_WARNING_LENGTH else w[: MAX_WARNING_LENGTH - 1] + "…" for w in warnings

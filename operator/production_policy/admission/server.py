@@ -17,11 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pydantic_core
 from aiohttp import web
 
 from production_policy import certs, metrics
-from production_policy.admission import configuration, review
+from production_policy.admission import configuration, review, wire
 from production_policy.admission.handlers import HANDLERS
 from production_policy.clusterview import ClusterView
 
@@ -80,7 +79,7 @@ async def _admission(request: web.Request) -> web.Response:
     ).inc()
     metrics.ADMISSION_SECONDS.labels(webhook).observe(time.perf_counter() - started)
     return web.Response(
-        body=pydantic_core.to_json(answer),
+        body=wire.encode(answer),
         status=400 if "error" in answer else 200,
         content_type="application/json",
     )
@@ -100,7 +99,7 @@ async def _answer(request: web.Request) -> tuple[dict[str, Any], review.ReviewRe
     view: ClusterView = request.app[VIEW]
     raw = await request.read()
     try:
-        body = pydantic_core.from_json(raw)  # pydantic's parser: half the CPU of json.loads here
+        body = wire.decode(raw)
     except (ValueError, UnicodeDecodeError):
         return {"error": "the body is not JSON"}, None
     uid = review.uid_of(body)
