@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 import kopf
 
 from production_policy import kube
@@ -14,10 +17,32 @@ def new_registry() -> kopf.OperatorRegistry:
     return registry
 
 
+LIST_CHUNK = 500
+"""Objects per page of kopf's initial listings: one LIST of 10,000 Deployments is ~25 MB of JSON."""
+
+
+class NoDiffBase(kopf.DiffBaseStorage):
+    """No diff base at all. Our processes register no change-detecting handlers (``on.create``,
+    ``on.update``, ``on.field``, daemons, timers): only ``on.event``. kopf would otherwise deep-copy
+    every object of every event into an "essence" that nothing reads (a sixth of the controller's
+    CPU at startup over thousands of workloads)."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Iterable[Any] | None = None) -> kopf.BodyEssence:
+        return kopf.BodyEssence()
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        return None
+
+
 def configure(settings: kopf.OperatorSettings) -> None:
     """Settings shared by our kopf processes: bounded timeouts, and kopf never posts events."""
     settings.posting.enabled = False
     settings.scanning.disabled = True
+    settings.persistence.diffbase_storage = NoDiffBase()
+    settings.watching.chunk_size = LIST_CHUNK
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 30

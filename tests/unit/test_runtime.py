@@ -1,0 +1,35 @@
+"""What every kopf process of ours shares, and the promise that makes its shortcuts safe."""
+
+from __future__ import annotations
+
+import kopf
+
+from production_policy import runtime
+from production_policy.audit import register_audit
+from production_policy.clusterview import ClusterView, register_views
+from production_policy.rollout.handlers import register_controller
+from production_policy.rollout.options import ControllerOptions
+
+
+def test_no_change_detecting_handlers_so_no_diff_base_is_needed() -> None:
+    # NoDiffBase is only right while nothing of ours needs kopf's diff base: every handler is on.event.
+    registry = runtime.new_registry()
+    view = ClusterView()
+    options = ControllerOptions(operator_namespace="ops")
+    register_views(registry, view)
+    register_controller(registry, view, options)
+    register_audit(registry, view, options)
+    assert registry._watching.get_all_handlers(), "the registry under test has handlers"
+    assert registry._changing.get_all_handlers() == []
+    assert registry._spawning.get_all_handlers() == []
+    assert registry._indexing.get_all_handlers() == []  # kopf's index gate is quadratic: see rollout.sources
+
+
+def test_the_shared_settings() -> None:
+    settings = kopf.OperatorSettings()
+    runtime.configure(settings)
+    assert isinstance(settings.persistence.diffbase_storage, runtime.NoDiffBase)
+    assert settings.persistence.diffbase_storage.build(body=kopf.Body({"spec": {"a": 1}})) == {}
+    assert settings.persistence.diffbase_storage.fetch(body=kopf.Body({})) is None
+    assert settings.watching.chunk_size == runtime.LIST_CHUNK
+    assert settings.posting.enabled is False
