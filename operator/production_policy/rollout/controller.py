@@ -2,9 +2,10 @@
 
 Watch handlers only record facts and mark workloads as "to look at"; one task decides for them in
 turn, so decisions never race each other (a rollout holds its place under the caps from the moment
-it is decided), and makes the writes the engine asks for several at a time, so 100 workloads cost
-about 100 / WRITE_CONCURRENCY round trips, not 100. Timers (debounce, interval, breaker) are
-wake-up times of that same task, never kopf timers or daemons.
+it is decided), and starts the writes the engine asks for, WRITE_CONCURRENCY at a time, so 100
+workloads cost about 100 / WRITE_CONCURRENCY round trips, not 100. A workload is never looked at
+while its own write is in flight. Timers (debounce, interval, breaker) are wake-up times of that
+same task, never kopf timers or daemons.
 """
 
 from __future__ import annotations
@@ -61,6 +62,9 @@ class Controller:
         self._queued: set[WorkloadKey] = set()
         self._wakeup = asyncio.Event()
         self._calls = ThreadPoolExecutor(WRITE_CONCURRENCY, thread_name_prefix="rollout-write")
+        self._slots = asyncio.Semaphore(WRITE_CONCURRENCY)
+        self._writing: set[WorkloadKey] = set()
+        self._writes: set[asyncio.Task[None]] = set()
 
     # What the watch handlers call. Only bookkeeping: the loop does the rest.
 
@@ -101,46 +105,54 @@ class Controller:
             await cache.synced.wait()
         self._count_sources()
         log.info("config rollouts: %d ConfigMaps and Secrets listed", sum(map(len, self.sources.values())))
-        while True:
-            await self._sleep()
-            now = time.time()
-            due = [key for key, at in self._timers.items() if at <= now]
-            # A rollout that never reports progress must stop holding its place under the caps.
-            due += [
-                key
-                for key, flight in self._running.items()
-                if now - flight.since >= engine.ROLLOUT_TIMEOUT_SECONDS
-            ]
-            for key in due:
-                self._timers.pop(key, None)
-            batch = self._dirty | set(due)
-            self._dirty = set()
-            await self._look_at_batch(sorted(batch, key=self._order))
+        try:
+            while True:
+                await self._sleep()
+                await self._look_at_marked_and_due()
+        finally:
+            for task in self._writes:
+                task.cancel()
 
-    async def _look_at_batch(self, keys: list[WorkloadKey]) -> None:
-        # Decisions in order, one at a time; their writes WRITE_CONCURRENCY at a time. The whole
-        # batch is written before the next one is decided, so no workload is ever looked at twice
-        # at once.
-        slots = asyncio.Semaphore(WRITE_CONCURRENCY)
+    async def _look_at_marked_and_due(self) -> None:
+        now = time.time()
+        due = [key for key, at in self._timers.items() if at <= now]
+        # A rollout that never reports progress must stop holding its place under the caps.
+        due += [
+            key
+            for key, flight in self._running.items()
+            if now - flight.since >= engine.ROLLOUT_TIMEOUT_SECONDS
+        ]
+        for key in due:
+            self._timers.pop(key, None)
+        marked = self._dirty | set(due)
+        # A workload whose own write is in flight is looked at again once that write is done.
+        self._dirty = marked & self._writing
+        for key in sorted(marked - self._writing, key=self._order):
+            try:
+                writes = self.look(key, time.time())
+            except Exception as exc:
+                self._failed(key, exc)
+                continue
+            if writes is not None:
+                await self._slots.acquire()
+                self._start_writing(key, writes)
 
-        async def write(key: WorkloadKey, writes: Writes) -> None:
+    def _start_writing(self, key: WorkloadKey, writes: Writes) -> None:
+        async def write() -> None:
             try:
                 await writes()
             except Exception as exc:
                 self._failed(key, exc)
             finally:
-                slots.release()
+                self._slots.release()
+                self._writing.discard(key)
+                if key in self._dirty:
+                    self._wakeup.set()
 
-        async with asyncio.TaskGroup() as group:
-            for key in keys:
-                try:
-                    writes = self.look(key, time.time())
-                except Exception as exc:
-                    self._failed(key, exc)
-                    continue
-                if writes is not None:
-                    await slots.acquire()
-                    group.create_task(write(key, writes))
+        self._writing.add(key)
+        task = asyncio.create_task(write(), name=f"config rollout write {key}")
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
 
     def _failed(self, key: WorkloadKey, exc: Exception) -> None:
         # A bug, or an API error outside the write path: log it (never a response body).
@@ -154,7 +166,7 @@ class Controller:
         self._timers[key] = time.time() + RETRY_SECONDS
 
     async def _sleep(self) -> None:
-        if self._dirty:
+        if self._dirty - self._writing:
             return
         wake_times = [
             *self._timers.values(),
