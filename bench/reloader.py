@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -26,6 +27,14 @@ KNOWN_RELEASE = "v1.4.21"
 """Reloader's release as of Aug 2026 (chart 2.2.16), tried by name when the version list is refused."""
 
 
+_HOST = re.compile(r"https?://[^/\s,]+")
+
+
+def _redacted(text: str) -> str:
+    # Results name no registry host: the proxy is "$GOPROXY", whatever this machine set it to.
+    return _HOST.sub("$GOPROXY", text)
+
+
 def _go(args: list[str], cwd: Path, env: dict[str, str]) -> dict[str, Any]:
     began = time.monotonic()
     try:
@@ -40,8 +49,8 @@ def _go(args: list[str], cwd: Path, env: dict[str, str]) -> dict[str, Any]:
         "command": f"go {' '.join(args)}",
         "exit": done.returncode,
         "seconds": round(time.monotonic() - began, 1),
-        "stdout": done.stdout.strip()[-2000:],
-        "stderr": done.stderr.strip()[-2000:],
+        "stdout": _redacted(done.stdout.strip()[-2000:]),
+        "stderr": _redacted(done.stderr.strip()[-2000:]),
     }
 
 
@@ -54,7 +63,7 @@ def _go_env() -> dict[str, str]:
         values: dict[str, str] = json.loads(out.stdout) if out.returncode == 0 else {}
     except (OSError, subprocess.TimeoutExpired, ValueError):
         values = {}
-    return values
+    return {key: _redacted(value) for key, value in values.items()}
 
 
 def build() -> dict[str, Any]:

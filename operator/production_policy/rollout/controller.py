@@ -38,8 +38,8 @@ Writes = Callable[[], Awaitable[None]]
 RETRY_SECONDS = 10.0
 """After a failed write or an unexpected error, look at the workload again this much later."""
 
-WRITE_CONCURRENCY = 8
-"""Writes (patches and their Events) in flight at once; below the API client's pool of connections."""
+WRITE_CONCURRENCY = 16
+"""Writes (patches and their Events) in flight at once."""
 
 
 class Controller:

@@ -20,7 +20,7 @@ from production_policy import GROUP, PLURAL, VERSION, kube
 from production_policy.clusterview import ClusterView
 from production_policy.engine import rollout as engine
 from production_policy.rollout import kubeio
-from production_policy.rollout.controller import Controller
+from production_policy.rollout.controller import WRITE_CONCURRENCY, Controller
 from production_policy.rollout.options import ControllerOptions
 from production_policy.rollout.sources import SourceCache
 
@@ -44,7 +44,8 @@ def register_controller(
 
     @kopf.on.startup(registry=registry, id="rollout-startup")
     async def start(**kwargs: Any) -> None:
-        controller.api = kube.api_client()
+        # The writes in flight, and the two long-lived watches of ConfigMaps and Secrets.
+        controller.api = kube.api_client(connections=WRITE_CONCURRENCY + 2)
         controller.hmac_key = await asyncio.to_thread(
             kubeio.load_or_create_key, controller.api, options.operator_namespace, options.key_secret
         )
