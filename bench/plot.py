@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -151,7 +152,7 @@ def memory(data: dict[str, Any], path: Path) -> None:
             f"{s['peak_rss_mib']:.0f}", (i + 0.2, s["peak_rss_mib"]), ha="center", va="bottom", fontsize=8
         )
     ax.axhline(150e6 / 2**20, color="red", linestyle=":", label="goal: <= 150 MB at 10,000 workloads")
-    ax.set_xticks(list(x), [s["step"].replace(", ", ",\n") for s in steps], fontsize=8)
+    ax.set_xticks(list(x), [textwrap.fill(s["step"], 16) for s in steps], fontsize=8)
     ax.set_ylabel("MiB")
     ax.legend(fontsize=8)
     fig.suptitle(data["title"])
