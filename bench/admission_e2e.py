@@ -200,15 +200,7 @@ def run(out: Path, scale: Scale = FULL) -> dict[str, Any]:
         ca = certs.make_ca("pp-bench-ca")
         certs.issue_serving(ca, ("127.0.0.1", "localhost")).write(tmp / "tls.crt", tmp / "tls.key")
         port = common.free_port()
-        argv = common.operator_argv(
-            "webhook",
-            "--host=127.0.0.1",
-            f"--port={port}",
-            "--log-format=json",
-            f"--tls-cert-file={tmp / 'tls.crt'}",
-            f"--tls-key-file={tmp / 'tls.key'}",
-            "--metrics-port=0",
-        )
+        argv = common.webhook_argv(port, tmp / "tls.crt", tmp / "tls.key")
         with Process(argv, tmp / "webhook.log", env={"KUBECONFIG": str(plane.kubeconfig)}) as webhook:
             url = f"https://127.0.0.1:{port}"
             webhook.wait_https(f"{url}/readyz", 60)

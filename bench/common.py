@@ -464,6 +464,19 @@ def operator_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "production_policy", *args]
 
 
+def webhook_argv(port: int, cert: Path, key: Path) -> list[str]:
+    """One webhook process on loopback, logging JSON as the chart does, no metrics port."""
+    return operator_argv(
+        "webhook",
+        "--host=127.0.0.1",
+        f"--port={port}",
+        "--log-format=json",
+        f"--tls-cert-file={cert}",
+        f"--tls-key-file={key}",
+        "--metrics-port=0",
+    )
+
+
 def memory_kib(pid: int) -> dict[str, int]:
     """Resident set (VmRSS) and its peak (VmHWM) of a process, in KiB."""
     found: dict[str, int] = {}

@@ -35,6 +35,13 @@ def _footer(fig: Any, data: dict[str, Any]) -> None:
     )
 
 
+def _save(plt: Any, fig: Any, data: dict[str, Any], path: Path) -> None:
+    _footer(fig, data)
+    fig.tight_layout(rect=(0, 0.04, 1, 0.95))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def admission_e2e(data: dict[str, Any], path: Path) -> None:
     plt = _pyplot()
     rows = data["comparison"]
@@ -55,10 +62,7 @@ def admission_e2e(data: dict[str, Any], path: Path) -> None:
         ax.set_title(q.split("_")[0])
     axes[0].legend(fontsize=8)
     fig.suptitle(f"{data['title']} ({data['setup']['pods_per_run']} creates per run)")
-    _footer(fig, data)
-    fig.tight_layout(rect=(0, 0.04, 1, 0.95))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(plt, fig, data, path)
 
 
 def webhook(data: dict[str, Any], path: Path) -> None:
@@ -98,10 +102,7 @@ def webhook(data: dict[str, Any], path: Path) -> None:
     right.set_title("throughput")
     right.legend(fontsize=8)
     fig.suptitle(data["title"])
-    _footer(fig, data)
-    fig.tight_layout(rect=(0, 0.04, 1, 0.95))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(plt, fig, data, path)
 
 
 def rollout(data: dict[str, Any], path: Path) -> None:
@@ -125,10 +126,7 @@ def rollout(data: dict[str, Any], path: Path) -> None:
     right.set_title(f"one ConfigMap referenced by 1 Deployment ({one.get('n')} samples)")
     right.legend(fontsize=8)
     fig.suptitle(f"{data['title']} ({data['setup']['deployments']} Deployments in the cluster)")
-    _footer(fig, data)
-    fig.tight_layout(rect=(0, 0.04, 1, 0.95))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(plt, fig, data, path)
 
 
 def memory(data: dict[str, Any], path: Path) -> None:
@@ -156,10 +154,7 @@ def memory(data: dict[str, Any], path: Path) -> None:
     ax.set_ylabel("MiB")
     ax.legend(fontsize=8)
     fig.suptitle(data["title"])
-    _footer(fig, data)
-    fig.tight_layout(rect=(0, 0.04, 1, 0.95))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(plt, fig, data, path)
 
 
 PLOTS = {"admission_e2e": admission_e2e, "webhook": webhook, "rollout": rollout, "memory": memory}

@@ -225,15 +225,7 @@ def run(out: Path, scale: Scale = FULL) -> dict[str, Any]:
             baseline = baseline_runs[-1]
 
         port = common.free_port()
-        argv = common.operator_argv(
-            "webhook",
-            "--host=127.0.0.1",
-            f"--port={port}",
-            "--log-format=json",
-            f"--tls-cert-file={tmp / 'tls.crt'}",
-            f"--tls-key-file={tmp / 'tls.key'}",
-            "--metrics-port=0",
-        )
+        argv = common.webhook_argv(port, tmp / "tls.crt", tmp / "tls.key")
         webhook = Process(
             argv, tmp / "webhook.log", env={"KUBECONFIG": str(plane.kubeconfig)}, cpus=WEBHOOK_CPU
         )
