@@ -28,7 +28,12 @@ from production_policy.api import (
 from production_policy.engine.defaulting import GapKey, ProbeGap, probe_field, quantity_or_none, resource_map
 from production_policy.engine.memo import per_policy
 from production_policy.engine.merge import PROBE_KINDS, ProbeKind
-from production_policy.engine.qos import QOS_RESOURCES, containers_qos_class, pod_qos_class
+from production_policy.engine.qos import (
+    QOS_RESOURCES,
+    containers_qos_class,
+    effective_requests,
+    pod_qos_class,
+)
 from production_policy.engine.workloads import ContainerSlot, container_slots
 from production_policy.quantity import parse_quantity
 
@@ -237,7 +242,7 @@ def _container_facts(slot: ContainerSlot) -> _ContainerFacts:
     explicit_requests, limits = resource_map(container, "requests"), resource_map(container, "limits")
     if not explicit_requests and not limits:
         return _ContainerFacts(slot, slot.name, _NO_RESOURCES, True)
-    requests = {**limits, **explicit_requests}  # qos.effective_requests
+    requests = effective_requests(container)
     facts = []
     plain = True
     for resource in RESOURCE_NAMES:

@@ -43,7 +43,7 @@ def register_controller(
     tasks: list[asyncio.Task[None]] = []
 
     @kopf.on.startup(registry=registry, id="rollout-startup")
-    async def start(**kwargs: Any) -> None:
+    async def start(**_: Any) -> None:
         # The writes in flight, and the two long-lived watches of ConfigMaps and Secrets.
         controller.api = kube.api_client(connections=WRITE_CONCURRENCY + 2)
         controller.hmac_key = await asyncio.to_thread(
