@@ -7,8 +7,14 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 SCENARIOS ?= all
 
-.PHONY: install lock cluster-bins cluster demo lint unit e2e test crd clean bench
+.PHONY: help install lock cluster-bins cluster demo generate check-generated fmt lint unit e2e test clean bench
 CLUSTER ?= local
+# Python sources that ruff formats and checks.
+SOURCES := operator devtools tests bench
+.DEFAULT_GOAL := help
+
+help:  ## this list: every target and what it does
+	@awk 'BEGIN {FS = ":.*##[ ]*"} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,24 +31,39 @@ lock:  ## re-resolve requirements.lock from pyproject.toml
 	$(BIN)/uv pip compile --quiet --python-version 3.11 --extra dev pyproject.toml -o requirements.lock
 
 cluster-bins: $(STAMP)  ## find or build kube-apiserver & co. (cached under ~/.cache/production-policy)
-	$(BIN)/python -m production_policy.devcluster.binaries
+	$(BIN)/python -m devtools.devcluster.binaries
 
 cluster: cluster-bins  ## a local control plane in the foreground; kubeconfig in .cluster/kubeconfig
-	$(BIN)/python -m production_policy.devcluster --kubeconfig-out .cluster/kubeconfig
+	$(BIN)/python -m devtools.devcluster --kubeconfig-out .cluster/kubeconfig
 
 demo: $(STAMP)  ## the README's run command: a guided tour (CLUSTER=existing: the current kube context)
-	$(BIN)/production-policy demo --cluster=$(CLUSTER)
+	$(BIN)/python -m devtools.demo --cluster=$(CLUSTER)
 
-lint: $(STAMP)
-	$(BIN)/ruff check operator tests bench
-	$(BIN)/ruff format --check operator tests bench
+generate: $(STAMP)  ## regenerate every generated file: the CRD, the chart's parts, the policy reference
+	$(BIN)/python -m devtools.crd --write
+	$(BIN)/python -m devtools.chartgen
+	$(BIN)/python -m devtools.reference --write
+
+check-generated: $(STAMP)  ## fail if a generated file differs from what its generator makes now
+	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS) \
+		tests/unit/test_crd.py::test_crds_directory_holds_the_generated_crd \
+		tests/unit/test_chart_render.py::test_generated_chart_files_are_current \
+		tests/unit/test_docs.py::test_the_policy_reference_is_generated_from_the_models
+
+fmt: $(STAMP)  ## format the code and apply ruff's safe fixes
+	$(BIN)/ruff format $(SOURCES)
+	$(BIN)/ruff check --fix $(SOURCES)
+
+lint: $(STAMP)  ## ruff (rules and format) and mypy (strict)
+	$(BIN)/ruff check $(SOURCES)
+	$(BIN)/ruff format --check $(SOURCES)
 	$(BIN)/mypy
-	$(BIN)/mypy -p bench
+	$(BIN)/mypy -p bench -p devtools
 
 unit: $(STAMP)  ## the fast inner loop: no cluster needed
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
-e2e: cluster-bins
+e2e: cluster-bins  ## the end-to-end tests on the local control plane
 	PP_REQUIRE_CLUSTER=1 $(BIN)/pytest tests/e2e $(PYTEST_ARGS)
 
 # A run that collects no test exits 5 and fails the build, as it should.
@@ -52,5 +73,5 @@ test: lint cluster-bins  ## everything CI runs: lint, unit and e2e tests on the 
 bench: cluster-bins  ## benchmarks into bench/results (SCENARIOS=admission_e2e,webhook,rollout,memory,reloader)
 	$(BIN)/python -m bench.run --scenarios $(SCENARIOS)
 
-clean:
+clean:  ## remove the virtualenv, the local cluster state and the tool caches
 	rm -rf $(VENV) .cluster .pytest_cache .mypy_cache .ruff_cache

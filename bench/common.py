@@ -378,8 +378,8 @@ class Plane:
 @contextlib.contextmanager
 def control_plane(nodes: int = 2, apiserver_args: tuple[str, ...] = ()) -> Iterator[Plane]:
     """A fresh local control plane (etcd, kube-apiserver, kcm, scheduler, KWOK) for one scenario."""
-    from production_policy.devcluster.binaries import ensure_binaries
-    from production_policy.devcluster.controlplane import ControlPlane
+    from devtools.devcluster.binaries import ensure_binaries
+    from devtools.devcluster.controlplane import ControlPlane
 
     binaries = ensure_binaries(build=False)
     with tempfile.TemporaryDirectory(prefix="pp-bench-cluster-") as tmp:
@@ -494,7 +494,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 def free_port() -> int:
-    from production_policy.devcluster.controlplane import free_port as _free_port
+    from devtools.devcluster.controlplane import free_port as _free_port
 
     return _free_port()
 

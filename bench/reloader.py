@@ -1,7 +1,7 @@
 """Scenario 5: stakater/Reloader side by side, if it can be built from the Go module proxy.
 
 It is looked up and built with the Go toolchain as the control-plane binaries are
-(``production_policy.devcluster.binaries``), cached in ~/.cache/production-policy/reloader-<version>/.
+(``devtools.devcluster.binaries``), cached in ~/.cache/production-policy/reloader-<version>/.
 Where the proxy does not serve it, the exact commands and their answers are recorded instead, so
 the results say precisely why there is no side-by-side number.
 """

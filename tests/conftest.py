@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 
-from production_policy.devcluster.processes import stop_process
+from devtools.devcluster.processes import stop_process
 from tests.support.kube import wait_for
 from tests.support.metrics import scrape
 
@@ -85,8 +85,8 @@ def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         finally:
             kind.delete()
         return
-    from production_policy.devcluster.binaries import BinaryError, ensure_binaries
-    from production_policy.devcluster.controlplane import ControlPlane
+    from devtools.devcluster.binaries import BinaryError, ensure_binaries
+    from devtools.devcluster.controlplane import ControlPlane
 
     try:
         binaries = ensure_binaries(build=False)
@@ -169,7 +169,7 @@ def start_dev_operator(
     cluster: Cluster, log_path: Path, extra_env: dict[str, str] | None = None
 ) -> DevOperator:
     """Start ``run --dev`` against the test cluster and wait until the API server uses its webhooks."""
-    from production_policy.devcluster.controlplane import free_port
+    from devtools.devcluster.controlplane import free_port
 
     port, metrics_port = free_port(), free_port()
     env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig), **(extra_env or {})}

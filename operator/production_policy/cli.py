@@ -34,18 +34,19 @@ def _operator_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_webhook(args: argparse.Namespace) -> int:
-    from production_policy.admission import server, service
+    from production_policy.admission import server
+    from production_policy.processes import webhook
 
     logs.configure(args.log_format, args.log_level)
     metrics.serve(args.metrics_port)
     tls = server.TLSFiles(Path(args.tls_cert_file), Path(args.tls_key_file))
-    options = service.WebhookOptions(host=args.host, port=args.port, tls=tls)
-    asyncio.run(service.run_webhook(options))
+    options = webhook.WebhookOptions(host=args.host, port=args.port, tls=tls)
+    asyncio.run(webhook.run_webhook(options))
     return 0
 
 
 def _controller_options(args: argparse.Namespace) -> Any:
-    from production_policy.rollout.options import SYSTEM_NAMESPACES, ControllerOptions
+    from production_policy.processes.options import SYSTEM_NAMESPACES, ControllerOptions
 
     return ControllerOptions(
         operator_namespace=args.namespace, ignored_namespaces=SYSTEM_NAMESPACES | set(args.exclude_namespace)
@@ -53,7 +54,7 @@ def _controller_options(args: argparse.Namespace) -> Any:
 
 
 def _run_controller(args: argparse.Namespace) -> int:
-    from production_policy.rollout.process import run_controller
+    from production_policy.processes.controller import run_controller
 
     logs.configure(args.log_format, args.log_level)
     metrics.serve(args.metrics_port)
@@ -62,8 +63,8 @@ def _run_controller(args: argparse.Namespace) -> int:
 
 
 def _run_dev(args: argparse.Namespace) -> int:
-    from production_policy import devrun
     from production_policy.admission.configuration import WebhookSettings
+    from production_policy.processes import dev
 
     if not args.dev:
         print(
@@ -76,7 +77,7 @@ def _run_dev(args: argparse.Namespace) -> int:
     settings = WebhookSettings(
         operator_namespace=args.namespace, excluded_namespaces=tuple(args.exclude_namespace)
     )
-    asyncio.run(devrun.run_dev(args.port, settings, _controller_options(args)))
+    asyncio.run(dev.run_dev(args.port, settings, _controller_options(args)))
     return 0
 
 
@@ -94,29 +95,10 @@ def _uninstall_webhooks(args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo(args: argparse.Namespace) -> int:
-    from production_policy import demo
-
-    interactive = sys.stdin.isatty() and not args.non_interactive
-    return demo.run(existing=args.cluster == "existing", interactive=interactive)
-
-
 def _check(args: argparse.Namespace) -> int:
-    from production_policy import checkcmd
+    from production_policy.check import report
 
-    return checkcmd.run(args)
-
-
-def _crd(args: argparse.Namespace) -> int:
-    from production_policy.api import crd
-
-    if args.write is not None:
-        path = Path(args.write or crd.CRD_FILE)
-        path.write_text(crd.crd_yaml(), encoding="utf-8")
-        print(f"wrote {path}", file=sys.stderr)
-    else:
-        sys.stdout.write(crd.crd_yaml())
-    return 0
+    return report.run(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -187,20 +169,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.set_defaults(handler=_check)
 
-    demo = commands.add_parser("demo", help="a guided tour on a local control plane (or the current context)")
-    demo.add_argument("--cluster", choices=("local", "existing"), default=os.environ.get("CLUSTER", "local"))
-    demo.add_argument("--non-interactive", action="store_true", help="stop everything at the end")
-    demo.set_defaults(handler=_demo)
-
-    crd = commands.add_parser("crd", help="print the ProductionPolicy CustomResourceDefinition")
-    crd.add_argument(
-        "--write",
-        nargs="?",
-        const="",
-        metavar="PATH",
-        help="write it to PATH instead (default: the repository's crds/ file, from the repository root)",
-    )
-    crd.set_defaults(handler=_crd)
     return parser
 
 

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from bench import admission_e2e, memory, plot, reloader, rollout, summary, webhook
 
 pytestmark = pytest.mark.e2e
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from production_policy.devcluster.binaries import BinaryError, ensure_binaries
+    from devtools.devcluster.binaries import BinaryError, ensure_binaries
 
     try:
         ensure_binaries(build=False)

@@ -30,9 +30,9 @@ import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from devtools.devcluster.controlplane import free_port
+from devtools.devcluster.processes import stop_process
 from production_policy.admission import configuration, registration
-from production_policy.devcluster.controlplane import free_port
-from production_policy.devcluster.processes import stop_process
 from tests.conftest import Cluster
 from tests.support import rbac
 from tests.support.helm import CHART, Helm, documents, is_hook, kubectl, one

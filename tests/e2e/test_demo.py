@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from kubernetes.client.rest import ApiException
@@ -14,11 +15,12 @@ from tests.conftest import REPO, Cluster
 pytestmark = pytest.mark.e2e
 
 
-def test_the_demo_shows_all_four_behaviours(cluster: Cluster, crd: dict[str, object]) -> None:
-    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig)}
+def test_the_demo_shows_all_four_behaviours(cluster: Cluster, crd: dict[str, object], tmp_path: Path) -> None:
+    # Run from elsewhere: the demo finds examples/ in the repository, not in the working directory.
+    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig), "PYTHONPATH": str(REPO)}
     result = subprocess.run(
-        [sys.executable, "-m", "production_policy", "demo", "--cluster=existing", "--non-interactive"],
-        cwd=REPO,
+        [sys.executable, "-m", "devtools.demo", "--cluster=existing", "--non-interactive"],
+        cwd=tmp_path,
         env=env,
         capture_output=True,
         text=True,

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from production_policy.devcluster import binaries as bins
-from production_policy.devcluster.controlplane import ControlPlane, ControlPlaneError, Ports, process_alive
+from devtools.devcluster import binaries as bins
+from devtools.devcluster.controlplane import ControlPlane, ControlPlaneError, Ports, process_alive
 
 pytestmark = pytest.mark.e2e
 

@@ -25,8 +25,8 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from production_policy.devcluster.controlplane import free_port
-from production_policy.devcluster.processes import stop_process
+from devtools.devcluster.controlplane import free_port
+from devtools.devcluster.processes import stop_process
 from tests.conftest import Cluster
 from tests.support import metrics
 from tests.support.kube import deployment, pod_ready, replica_sets_of, wait_for

@@ -22,7 +22,7 @@ KUBE_VERSION = "1.34.0"
 @cache
 def binary(name: str) -> Path:
     """helm or kubectl from the cache; skip (or, with PP_REQUIRE_CLUSTER=1, fail) when absent."""
-    from production_policy.devcluster.binaries import BinaryError, ensure_binaries
+    from devtools.devcluster.binaries import BinaryError, ensure_binaries
 
     try:
         return ensure_binaries(build=False)[name]

@@ -70,7 +70,7 @@ def ready_pods(core: client.CoreV1Api, namespace: str, selector: str) -> list[An
 
 def kubectl(kubeconfig: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     """Run the kubectl we built (or the one on PATH) against ``kubeconfig``; never raises on failure."""
-    from production_policy.devcluster.binaries import BinaryError, ensure_binaries
+    from devtools.devcluster.binaries import BinaryError, ensure_binaries
 
     try:
         binary = str(ensure_binaries(build=False)["kubectl"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from production_policy.api import ProductionPolicy, parse_policy
-from production_policy.engine.rollout.workload import WorkloadFacts
+from production_policy.engine.rollout.facts import WorkloadFacts
 
 
 def facts(**overrides: Any) -> WorkloadFacts:

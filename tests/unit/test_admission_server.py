@@ -12,7 +12,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from production_policy.admission import review, server
-from production_policy.clusterview import ClusterView
+from production_policy.processes.clusterview import ClusterView
 
 
 def _review_of(obj: dict[str, Any], kind: str = "Pod", operation: str = "CREATE") -> dict[str, Any]:

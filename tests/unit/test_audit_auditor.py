@@ -11,10 +11,10 @@ import pytest
 
 from production_policy.audit import kubeio
 from production_policy.audit.auditor import Auditor
-from production_policy.clusterview import ClusterView
 from production_policy.engine.audit import DEFAULTS_INJECTED, ready_condition
 from production_policy.engine.mutation import INJECTED_ANNOTATION
-from production_policy.rollout.options import ControllerOptions
+from production_policy.processes.clusterview import ClusterView
+from production_policy.processes.options import ControllerOptions
 from tests.unit.engine_support import TCP_AUTO, container, deployment, policy_dict, resources
 
 NS = "shop"

@@ -11,7 +11,7 @@ from cryptography import x509
 
 from production_policy import certs, metrics
 from production_policy.admission import server
-from production_policy.clusterview import ClusterView
+from production_policy.processes.clusterview import ClusterView
 
 
 async def _served_serial(port: int, ca: Path) -> int:

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
+from devtools.reference import REFERENCE_FILE, reference_markdown
 from production_policy import cli
-from production_policy.api.reference import REFERENCE_FILE, reference_markdown
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
@@ -83,7 +83,7 @@ def test_every_documented_command_is_real(doc: str, command: str, capsys: pytest
 
 def test_the_policy_reference_is_generated_from_the_models() -> None:
     assert (REPO / REFERENCE_FILE).read_text() == reference_markdown(), (
-        "docs/policy-reference.md is stale: run python -m production_policy.api.reference --write"
+        "docs/policy-reference.md is stale: run python -m devtools.reference --write"
     )
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from production_policy.api import parse_policy
 from production_policy.engine import evaluate_workload
-from production_policy.engine.workloads import controlled_by_workload
+from production_policy.engine.pods import controlled_by_workload
 
 STRICT = parse_policy(
     {

@@ -10,10 +10,10 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from production_policy.engine import SourceRef
+from production_policy.processes.options import ControllerOptions
 from production_policy.rollout import sources
-from production_policy.rollout.options import ControllerOptions
 from production_policy.rollout.sources import SourceCache, source_data
-from production_policy.rollout.workloads import WorkloadStore
+from production_policy.rollout.store import WorkloadStore
 from tests.unit.rollout_support import facts
 
 KEY = b"k" * 32

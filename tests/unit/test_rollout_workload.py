@@ -8,7 +8,7 @@ import pytest
 
 from production_policy.engine import SourceRef
 from production_policy.engine.rollout import names
-from production_policy.engine.rollout.workload import parse_time, workload_facts
+from production_policy.engine.rollout.facts import parse_time, workload_facts
 
 
 def body(

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import kopf
 
-from production_policy import runtime
 from production_policy.audit import register_audit
-from production_policy.clusterview import ClusterView, register_views
-from production_policy.rollout.handlers import register_controller
-from production_policy.rollout.options import ControllerOptions
+from production_policy.processes import runtime
+from production_policy.processes.clusterview import ClusterView, register_views
+from production_policy.processes.options import ControllerOptions
+from production_policy.rollout.wiring import register_controller
 
 
 def test_no_change_detecting_handlers_so_no_diff_base_is_needed() -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 from production_policy import engine
 from production_policy.admission import configuration, review
-from production_policy.clusterview import ClusterView
+from production_policy.processes.clusterview import ClusterView
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from aiohttp import web
 from production_policy import certs, metrics
 from production_policy.admission import configuration, review, wire
 from production_policy.admission.handlers import HANDLERS
-from production_policy.clusterview import ClusterView
+from production_policy.processes.clusterview import ClusterView
 
 log = logging.getLogger(__name__)
 

@@ -130,5 +130,5 @@ class _NoAliasDumper(yaml.SafeDumper):
 
 def crd_yaml() -> str:
     """The CRD as the YAML document stored in ``crds/``."""
-    header = "# Generated from production_policy.api by `production-policy crd --write`. Do not edit.\n"
+    header = "# Generated from production_policy.api by `python -m devtools.crd --write`. Do not edit.\n"
     return header + yaml.dump(custom_resource_definition(), Dumper=_NoAliasDumper, sort_keys=False, width=110)

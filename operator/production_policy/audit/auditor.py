@@ -15,17 +15,15 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kubernetes import client
 
 from production_policy.api import MAX_STATUS_VIOLATIONS, ProductionPolicy
 from production_policy.audit import kubeio
-from production_policy.clusterview import ClusterView
-from production_policy.engine import audit as engine
-
-if TYPE_CHECKING:  # at run time, importing the rollout package would import this one back
-    from production_policy.rollout.options import ControllerOptions
+from production_policy.engine import audit
+from production_policy.processes.clusterview import ClusterView
+from production_policy.processes.options import ControllerOptions
 
 log = logging.getLogger(__name__)
 
@@ -56,14 +54,14 @@ class Auditor:
         self.options = options
         self.clock = clock
         self.api: client.ApiClient | None = None
-        self.book = engine.ComplianceBook()
-        self.subjects: dict[engine.WorkloadRef, engine.Subject] = {}
+        self.book = audit.ComplianceBook()
+        self.subjects: dict[audit.WorkloadRef, audit.Subject] = {}
         self.records: dict[str, PolicyRecord] = {}
-        self.dirty = engine.DirtySet()
+        self.dirty = audit.DirtySet()
         self.status_writes = 0
         self._parsed: dict[str, ProductionPolicy] = {}
         self._namespace_labels: dict[str, dict[str, str]] = {}
-        self._reported: dict[engine.WorkloadRef, tuple[str, ...]] = {}
+        self._reported: dict[audit.WorkloadRef, tuple[str, ...]] = {}
         self._scope: set[str] = set()
         self._scope_all = False
         self._scope_since: float | None = None
@@ -74,10 +72,10 @@ class Auditor:
 
     def workload_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         """A Deployment, StatefulSet, DaemonSet, Job, CronJob or Pod was listed, added, changed or deleted."""
-        ref = engine.workload_ref(body)
+        ref = audit.workload_ref(body)
         if ref is None:
             return
-        subject = engine.audit_subject(body) if event_type != "DELETED" else None
+        subject = audit.audit_subject(body) if event_type != "DELETED" else None
         if subject is None:  # deleted, or (now) owned by a controller: counted through its owner
             self._forget(ref)
             return
@@ -93,7 +91,7 @@ class Auditor:
         before = self._parsed.pop(name, None)
         if after is not None:
             self._parsed[name] = after
-        self._widen(engine.affected_namespaces(before, after))
+        self._widen(audit.affected_namespaces(before, after))
         if event_type == "DELETED":
             self.records.pop(name, None)
             return
@@ -119,12 +117,12 @@ class Auditor:
 
     # Judging.
 
-    def _judge(self, subject: engine.Subject, policies: list[ProductionPolicy]) -> None:
+    def _judge(self, subject: audit.Subject, policies: list[ProductionPolicy]) -> None:
         ref = subject.ref
-        judgement = engine.judge(subject.pod, ref.namespace, self.view.labels_of(ref.namespace), policies)
+        judgement = audit.judge(subject.pod, ref.namespace, self.view.labels_of(ref.namespace), policies)
         self._mark(self.book.record(ref, judgement))
 
-    def _forget(self, ref: engine.WorkloadRef) -> None:
+    def _forget(self, ref: audit.WorkloadRef) -> None:
         if self.subjects.pop(ref, None) is not None:
             self._mark(self.book.forget(ref))
         self._reported.pop(ref, None)
@@ -164,27 +162,27 @@ class Auditor:
 
     # Events about workloads.
 
-    def _maybe_report_injected(self, subject: engine.Subject, listing: bool, template_changed: bool) -> None:
+    def _maybe_report_injected(self, subject: audit.Subject, listing: bool, template_changed: bool) -> None:
         if listing or not template_changed:
             return  # the common case: spare the defaulting below
         ref = subject.ref
         injected = subject.injected
         if ref.kind != "Pod":
             labels = self.view.labels_of(ref.namespace)
-            injected = engine.needed_defaults(subject.pod, ref.namespace, labels, self.view.sorted_policies())
-        if not engine.report_injected(listing, template_changed, injected, self._reported.get(ref)):
+            injected = audit.needed_defaults(subject.pod, ref.namespace, labels, self.view.sorted_policies())
+        if not audit.report_injected(listing, template_changed, injected, self._reported.get(ref)):
             return
         self._reported[ref] = injected
         regarding = {
-            "apiVersion": engine.API_VERSIONS[ref.kind],
+            "apiVersion": audit.API_VERSIONS[ref.kind],
             "kind": ref.kind,
             "namespace": ref.namespace,
             "name": ref.name,
             "uid": subject.uid,
         }
-        note = engine.injected_note(ref, injected)
+        note = audit.injected_note(ref, injected)
         self._post(
-            kubeio.EventSpec(ref.namespace, regarding, engine.DEFAULTS_INJECTED, note, action="Default")
+            kubeio.EventSpec(ref.namespace, regarding, audit.DEFAULTS_INJECTED, note, action="Default")
         )
 
     def _post(self, event: kubeio.EventSpec) -> None:
@@ -244,17 +242,17 @@ class Auditor:
         if record is None:
             return  # deleted
         policy = self.view.policies.get(name)
-        facts = engine.PolicyFacts(
+        facts = audit.PolicyFacts(
             name,
             record.generation,
             policy.spec.enforcement if policy is not None else None,
             self.view.problems.get(name),
         )
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        desired = engine.desired_status(
+        desired = audit.desired_status(
             facts, self.book.tally(name, MAX_STATUS_VIOLATIONS), record.status, now
         )
-        patch = engine.status_patch(record.status, desired)
+        patch = audit.status_patch(record.status, desired)
         if patch is None:
             return
         try:
@@ -280,7 +278,7 @@ class Auditor:
             desired.get("matchedWorkloads", 0),
             desired.get("nonCompliantWorkloads", 0),
         )
-        change = engine.ready_event(previous, desired)
+        change = audit.ready_event(previous, desired)
         if change is not None:
             (log.warning if change.warning else log.info)(
                 "policy %s: %s: %s", name, change.reason, change.note

@@ -8,11 +8,11 @@ admission webhooks and the rollout controller only translate to and from these f
 from production_policy.engine.digests import key_digests
 from production_policy.engine.matching import IGNORE_LABEL, matching_policies
 from production_policy.engine.mutation import INJECTED_ANNOTATION, MutationPlan, plan_mutation
+from production_policy.engine.pods import WORKLOAD_KINDS, pod_template
 from production_policy.engine.policies import validate_policy
 from production_policy.engine.references import SourceRef, referenced_sources
 from production_policy.engine.rules import Violation
 from production_policy.engine.validation import Verdict, evaluate_workload
-from production_policy.engine.workloads import WORKLOAD_KINDS, pod_template
 
 __all__ = [
     "IGNORE_LABEL",

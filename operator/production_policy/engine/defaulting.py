@@ -25,7 +25,7 @@ from typing import Any
 from production_policy.api import AUTO_PORT, RESOURCE_NAMES, ProbeTemplate
 from production_policy.engine.memo import per_policy
 from production_policy.engine.merge import PROBE_KINDS, MergedDefaults, ProbeKind, Sourced
-from production_policy.engine.workloads import ContainerSlot, container_slots
+from production_policy.engine.pods import ContainerSlot, container_slots
 from production_policy.quantity import parse_quantity
 
 

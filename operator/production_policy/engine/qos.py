@@ -14,7 +14,7 @@ from typing import Any
 
 from production_policy.api import QoSClass
 from production_policy.engine.defaulting import quantity_or_none, resource_map
-from production_policy.engine.workloads import container_slots
+from production_policy.engine.pods import container_slots
 
 QOS_RESOURCES = ("cpu", "memory")
 """The resources that decide the QoS class."""

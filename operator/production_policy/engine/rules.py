@@ -28,13 +28,13 @@ from production_policy.api import (
 from production_policy.engine.defaulting import GapKey, ProbeGap, probe_field, quantity_or_none, resource_map
 from production_policy.engine.memo import per_policy
 from production_policy.engine.merge import PROBE_KINDS, ProbeKind
+from production_policy.engine.pods import ContainerSlot, container_slots
 from production_policy.engine.qos import (
     QOS_RESOURCES,
     containers_qos_class,
     effective_requests,
     pod_qos_class,
 )
-from production_policy.engine.workloads import ContainerSlot, container_slots
 from production_policy.quantity import parse_quantity
 
 

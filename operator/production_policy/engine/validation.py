@@ -17,8 +17,8 @@ from production_policy.api import ProductionPolicy
 from production_policy.engine.defaulting import with_defaults
 from production_policy.engine.matching import matching_policies, precedence_order
 from production_policy.engine.merge import merge_defaults
+from production_policy.engine.pods import controlled_by_workload, pod_template
 from production_policy.engine.rules import SpecFacts, Violation, policy_violations
-from production_policy.engine.workloads import controlled_by_workload, pod_template
 
 
 @dataclass(frozen=True)

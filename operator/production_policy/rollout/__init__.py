@@ -2,14 +2,12 @@
 
 The imperative shell around :mod:`production_policy.engine.rollout`: kopf watches (workloads) and our
 own list-then-watch (ConfigMaps, Secrets) in,
-patches and Events out. ``register_controller`` adds it to any kopf registry (the ``controller``
-process, ``run --dev``); ``run_controller`` is the standalone process.
+patches and Events out. ``register_controller`` adds it to any kopf registry (the processes in
+:mod:`production_policy.processes`: ``controller`` and ``run --dev``).
 """
 
 from __future__ import annotations
 
-from production_policy.rollout.handlers import register_controller
-from production_policy.rollout.options import ControllerOptions
-from production_policy.rollout.process import run_controller
+from production_policy.rollout.wiring import register_controller
 
-__all__ = ["ControllerOptions", "register_controller", "run_controller"]
+__all__ = ["register_controller"]

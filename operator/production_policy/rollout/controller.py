@@ -23,12 +23,12 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from production_policy import metrics
-from production_policy.clusterview import ClusterView
-from production_policy.engine import rollout as engine
+from production_policy.engine import rollout
+from production_policy.processes.clusterview import ClusterView
+from production_policy.processes.options import ControllerOptions
 from production_policy.rollout import kubeio
-from production_policy.rollout.options import ControllerOptions
 from production_policy.rollout.sources import SourceCache
-from production_policy.rollout.workloads import WorkloadKey, WorkloadStore
+from production_policy.rollout.store import WorkloadKey, WorkloadStore
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +54,8 @@ class Controller:
         self.sources: Mapping[str, SourceCache] = {}
         """Per-key digests of the ConfigMaps and Secrets, by kind."""
         self.api: client.ApiClient | None = None
-        self._states: dict[WorkloadKey, engine.WorkloadState] = {}
-        self._running: dict[WorkloadKey, engine.InFlight] = {}
+        self._states: dict[WorkloadKey, rollout.WorkloadState] = {}
+        self._running: dict[WorkloadKey, rollout.InFlight] = {}
         self._written: dict[WorkloadKey, str] = {}
         self._timers: dict[WorkloadKey, float] = {}
         self._dirty: set[WorkloadKey] = set()
@@ -75,7 +75,7 @@ class Controller:
         if len(self._dirty) != before:
             self._wakeup.set()
 
-    def workload_seen(self, facts: engine.WorkloadFacts) -> None:
+    def workload_seen(self, facts: rollout.WorkloadFacts) -> None:
         self.workloads.put(facts)
         metrics.INDEX_ENTRIES.labels("workloads").set(len(self.workloads))
         self.look_at([facts.key])
@@ -120,7 +120,7 @@ class Controller:
         due += [
             key
             for key, flight in self._running.items()
-            if now - flight.since >= engine.ROLLOUT_TIMEOUT_SECONDS
+            if now - flight.since >= rollout.ROLLOUT_TIMEOUT_SECONDS
         ]
         for key in due:
             self._timers.pop(key, None)
@@ -170,7 +170,7 @@ class Controller:
             return
         wake_times = [
             *self._timers.values(),
-            *(flight.since + engine.ROLLOUT_TIMEOUT_SECONDS for flight in self._running.values()),
+            *(flight.since + rollout.ROLLOUT_TIMEOUT_SECONDS for flight in self._running.values()),
         ]
         timeout = max(0.0, min(wake_times) - time.time()) if wake_times else None
         self._wakeup.clear()
@@ -191,7 +191,7 @@ class Controller:
             return None
         if self._written.get(key) == facts.resource_version:
             return None  # our last write is not in the watch stream yet: these facts are stale
-        decision = engine.decide(
+        decision = rollout.decide(
             now,
             facts,
             policies=self.view.sorted_policies(),
@@ -204,22 +204,22 @@ class Controller:
         )
         if decision.settings is not None and key not in self._running:
             # After a restart: a rollout of ours still running counts against the caps too.
-            adopted = engine.adopt_running(facts, decision.settings.policies, now)
+            adopted = rollout.adopt_running(facts, decision.settings.policies, now)
             if adopted is not None:
                 self._running[key] = adopted
         if decision.patch is not None:
             before = self._running.get(key)
-            if decision.write is engine.Write.ROLLOUT and decision.settings is not None:
+            if decision.write is rollout.Write.ROLLOUT and decision.settings is not None:
                 # It holds its place under the caps from now on, so the next decision counts it;
                 # the generation it must reach is known once its write returns.
-                self._running[key] = engine.InFlight(decision.settings.policies, now, facts.generation + 1)
+                self._running[key] = rollout.InFlight(decision.settings.policies, now, facts.generation + 1)
             return functools.partial(self._write_then_settle, facts, decision, before)
         self._settle(facts, decision)
         reports = decision.step.reports if decision.step is not None else ()
         return functools.partial(self._report_all, facts, reports) if reports else None
 
     async def _write_then_settle(
-        self, facts: engine.WorkloadFacts, decision: engine.Decision, before: engine.InFlight | None
+        self, facts: rollout.WorkloadFacts, decision: rollout.Decision, before: rollout.InFlight | None
     ) -> None:
         if not await self._write(facts, decision):
             # Not written: give back the place it held under the caps.
@@ -232,7 +232,7 @@ class Controller:
         if decision.step is not None:
             await self._report_all(facts, decision.step.reports)
 
-    def _settle(self, facts: engine.WorkloadFacts, decision: engine.Decision) -> None:
+    def _settle(self, facts: rollout.WorkloadFacts, decision: rollout.Decision) -> None:
         if decision.why:
             log.info("%s: %s", facts.describe(), decision.why)
         else:  # nothing new: only worth a line when debugging
@@ -243,7 +243,7 @@ class Controller:
             )
         self._keep(facts.key, decision)
 
-    async def _write(self, facts: engine.WorkloadFacts, decision: engine.Decision) -> bool:
+    async def _write(self, facts: rollout.WorkloadFacts, decision: rollout.Decision) -> bool:
         assert decision.patch is not None and self.api is not None
         try:
             patched = await self._call(kubeio.patch_workload, self.api, facts, decision.patch)
@@ -266,10 +266,10 @@ class Controller:
             return False
         if patched.resource_version != facts.resource_version:
             self._written[facts.key] = facts.resource_version
-        if decision.write is engine.Write.ROLLOUT:
+        if decision.write is rollout.Write.ROLLOUT:
             metrics.ROLLOUTS.labels("config-change").inc()
-        if decision.write is engine.Write.ROLLOUT and decision.settings is not None:
-            self._running[facts.key] = engine.InFlight(
+        if decision.write is rollout.Write.ROLLOUT and decision.settings is not None:
+            self._running[facts.key] = rollout.InFlight(
                 decision.settings.policies, time.time(), patched.generation
             )
         return True
@@ -285,7 +285,7 @@ class Controller:
         if self.api is not None:
             self.api.close()
 
-    def _keep(self, key: WorkloadKey, decision: engine.Decision) -> None:
+    def _keep(self, key: WorkloadKey, decision: rollout.Decision) -> None:
         step = decision.step
         if step is None:
             if decision.settings is None:
@@ -296,14 +296,14 @@ class Controller:
             self._timers[key] = step.wake_at
         else:
             self._timers.pop(key, None)
-        if step.action is engine.Action.QUEUED:
+        if step.action is rollout.Action.QUEUED:
             self._queued.add(key)
         else:
             self._queued.discard(key)
 
-    def _release(self, key: WorkloadKey, facts: engine.WorkloadFacts | None, now: float) -> None:
+    def _release(self, key: WorkloadKey, facts: rollout.WorkloadFacts | None, now: float) -> None:
         flight = self._running.get(key)
-        if flight is not None and not engine.still_running(flight, facts, now):
+        if flight is not None and not rollout.still_running(flight, facts, now):
             del self._running[key]
             log.info("%s %s/%s: rollout no longer running (finished, stopped or timed out)", *key)
             self.look_at(self._queued)  # room under the caps: the queued may go now
@@ -313,8 +313,8 @@ class Controller:
             memory.pop(key, None)
         self._queued.discard(key)
 
-    def _sources_of(self, facts: engine.WorkloadFacts) -> dict[engine.SourceId, engine.SourceData]:
-        found: dict[engine.SourceId, engine.SourceData] = {}
+    def _sources_of(self, facts: rollout.WorkloadFacts) -> dict[rollout.SourceId, rollout.SourceData]:
+        found: dict[rollout.SourceId, rollout.SourceData] = {}
         for ref in facts.references:
             cache = self.sources.get(ref.kind)
             data = cache.get(facts.namespace, ref.name) if cache is not None else None
@@ -325,11 +325,11 @@ class Controller:
     def _count_sources(self) -> None:
         metrics.INDEX_ENTRIES.labels("sources").set(sum(map(len, self.sources.values())))
 
-    async def _report_all(self, facts: engine.WorkloadFacts, reports: Iterable[engine.Report]) -> None:
+    async def _report_all(self, facts: rollout.WorkloadFacts, reports: Iterable[rollout.Report]) -> None:
         for report in reports:
             await self._report(facts, report)
 
-    async def _report(self, facts: engine.WorkloadFacts, report: engine.Report) -> None:
+    async def _report(self, facts: rollout.WorkloadFacts, report: rollout.Report) -> None:
         assert self.api is not None
         if report.reason == "ConfigRolloutBreakerOpen":
             metrics.BREAKER_TRIPS.inc()

@@ -24,7 +24,7 @@ from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
 from production_policy import metrics
-from production_policy.engine import rollout as engine
+from production_policy.engine import rollout
 from production_policy.engine.digests import key_digests
 from production_policy.rollout import kubeio
 
@@ -42,11 +42,13 @@ WATCH_SECONDS = 300
 RETRY_SECONDS = 5.0
 
 
-def source_data(hmac_key: bytes, body: Mapping[str, Any]) -> engine.SourceData:
+def source_data(hmac_key: bytes, body: Mapping[str, Any]) -> rollout.SourceData:
     """The digests of a ConfigMap's or Secret's keys; the values are not kept, not even decoded."""
     data: dict[str, str] = {**(body.get("binaryData") or {}), **(body.get("data") or {})}
     annotations = (body.get("metadata") or {}).get("annotations") or {}
-    return engine.SourceData(engine.compact(key_digests(hmac_key, data)), engine.source_ignored(annotations))
+    return rollout.SourceData(
+        rollout.compact(key_digests(hmac_key, data)), rollout.source_ignored(annotations)
+    )
 
 
 class SourceCache:
@@ -72,12 +74,12 @@ class SourceCache:
         self._selector = ",".join(f"metadata.namespace!={namespace}" for namespace in sorted(ignored))
         self._hmac_key = hmac_key
         self._changed = changed
-        self._entries: dict[SourceKey, engine.SourceData] = {}
+        self._entries: dict[SourceKey, rollout.SourceData] = {}
         self._stopping = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._watch: watch.Watch | None = None
 
-    def get(self, namespace: str, name: str) -> engine.SourceData | None:
+    def get(self, namespace: str, name: str) -> rollout.SourceData | None:
         """The digests of one source; None if it does not exist (or is not listed yet)."""
         return self._entries.get((namespace, name))
 
@@ -96,7 +98,7 @@ class SourceCache:
 
     # In the loop.
 
-    def _replace(self, entries: dict[SourceKey, engine.SourceData]) -> None:
+    def _replace(self, entries: dict[SourceKey, rollout.SourceData]) -> None:
         before, self._entries = self._entries, entries
         if self.synced.is_set():  # a relisting: tell what changed while we were not watching
             for key in before.keys() | entries.keys():
@@ -104,7 +106,7 @@ class SourceCache:
                     self._changed(key[0], self.kind, key[1])
         self.synced.set()
 
-    def _put(self, key: SourceKey, data: engine.SourceData | None) -> None:
+    def _put(self, key: SourceKey, data: rollout.SourceData | None) -> None:
         if self._entries.get(key) == data:
             return  # metadata only, or our own replay: nothing a workload can see changed
         if data is None:
@@ -145,8 +147,8 @@ class SourceCache:
         )
         self._stopping.wait(RETRY_SECONDS)
 
-    def _list_all(self) -> tuple[dict[SourceKey, engine.SourceData], str]:
-        entries: dict[SourceKey, engine.SourceData] = {}
+    def _list_all(self) -> tuple[dict[SourceKey, rollout.SourceData], str]:
+        entries: dict[SourceKey, rollout.SourceData] = {}
         token: str | None = None
         while True:
             # Raw JSON, not the client's models: a page of Secrets is parsed once and dropped.

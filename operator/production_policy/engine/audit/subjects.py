@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from production_policy.engine.mutation import INJECTED_ANNOTATION
-from production_policy.engine.workloads import pod_template
+from production_policy.engine.pods import pod_template
 
 AUDITED_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod")
 """The kinds the audit counts, in the order the status lists them when all else is equal."""
@@ -35,7 +35,7 @@ API_VERSIONS = {
 }
 
 # What the rules and the defaulting read of a pod spec (engine.rules, engine.defaulting,
-# engine.qos, engine.workloads): pod-level resources, and per container its name, ports, probes,
+# engine.qos, engine.pods): pod-level resources, and per container its name, ports, probes,
 # resources and (for native sidecars) restartPolicy. Everything else — images, commands, env,
 # volumes — is dropped: it is most of a spec's size and the audit never needs it.
 _POD_FIELDS = ("containers", "initContainers", "resources")

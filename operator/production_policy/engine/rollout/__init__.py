@@ -25,6 +25,11 @@ from production_policy.engine.rollout.baseline import (
     observe,
 )
 from production_policy.engine.rollout.decide import Decision, Write, decide, unmanaged_reason
+from production_policy.engine.rollout.facts import (
+    WORKLOAD_KINDS,
+    WorkloadFacts,
+    workload_facts,
+)
 from production_policy.engine.rollout.names import (
     BASELINE_ANNOTATION,
     FIELD_MANAGER,
@@ -51,11 +56,6 @@ from production_policy.engine.rollout.settings import (
     merge_settings,
     namespace_ignored,
     source_ignored,
-)
-from production_policy.engine.rollout.workload import (
-    WORKLOAD_KINDS,
-    WorkloadFacts,
-    workload_facts,
 )
 
 __all__ = [

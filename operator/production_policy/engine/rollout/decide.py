@@ -18,6 +18,7 @@ from production_policy.engine.rollout.baseline import (
     decode,
     observe,
 )
+from production_policy.engine.rollout.facts import WorkloadFacts
 from production_policy.engine.rollout.schedule import (
     Action,
     InFlight,
@@ -28,7 +29,6 @@ from production_policy.engine.rollout.schedule import (
     step,
 )
 from production_policy.engine.rollout.settings import RolloutSettings, merge_settings, namespace_ignored
-from production_policy.engine.rollout.workload import WorkloadFacts
 from production_policy.engine.rollout.writes import baseline_patch, rollout_patch
 
 

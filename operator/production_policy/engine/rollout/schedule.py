@@ -25,8 +25,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from production_policy.engine.rollout.baseline import Missing, SourceChange
+from production_policy.engine.rollout.facts import WorkloadFacts
 from production_policy.engine.rollout.settings import RolloutSettings
-from production_policy.engine.rollout.workload import WorkloadFacts
 
 DEBOUNCE_MAX_FACTOR = 5
 """A burst of changes is rolled at the latest this many debounce periods after its first change."""

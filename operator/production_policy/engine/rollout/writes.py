@@ -12,12 +12,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from production_policy.engine.rollout.baseline import Baseline, config_digest, encode
+from production_policy.engine.rollout.facts import WorkloadFacts
 from production_policy.engine.rollout.names import (
     BASELINE_ANNOTATION,
     ROLLED_AT_ANNOTATION,
     TEMPLATE_DIGEST_ANNOTATION,
 )
-from production_policy.engine.rollout.workload import WorkloadFacts
 
 
 def format_time(now: float) -> str:

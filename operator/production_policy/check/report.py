@@ -22,6 +22,7 @@ from typing import Any
 
 from production_policy import KIND
 from production_policy.api import PolicyError, ProductionPolicy, parse_policy
+from production_policy.check.manifests import Document, load_documents
 from production_policy.engine import (
     Verdict,
     Violation,
@@ -31,7 +32,6 @@ from production_policy.engine import (
     pod_template,
 )
 from production_policy.engine.validation import describe
-from production_policy.manifests import Document, load_documents
 
 EXIT_COMPLIANT, EXIT_VIOLATIONS, EXIT_BAD_INPUT = 0, 1, 2
 FAIL_ON = {"enforce": ("Enforce",), "warn": ("Enforce", "Warn"), "audit": ("Enforce", "Warn", "Audit")}

@@ -1,16 +1,16 @@
-"""``python -m production_policy.devcluster``: run a local control plane in the foreground."""
+"""``python -m devtools.devcluster``: run a local control plane in the foreground."""
 
 from __future__ import annotations
 
 import argparse
 import shutil
-import signal
 import sys
 import threading
 from pathlib import Path
 
-from production_policy.devcluster.binaries import BinaryError, ensure_binaries
-from production_policy.devcluster.controlplane import ControlPlane, ControlPlaneError
+from devtools.devcluster.binaries import BinaryError, ensure_binaries
+from devtools.devcluster.controlplane import ControlPlane, ControlPlaneError
+from devtools.devcluster.processes import stop_on_sigterm
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,14 +18,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kubeconfig-out", type=Path, default=Path(".cluster/kubeconfig"))
     parser.add_argument("--nodes", type=int, default=2)
     args = parser.parse_args(argv)
-    # SIGTERM ends the run like Ctrl-C does, so the components are always stopped.
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    stop_on_sigterm()
     try:
         binaries = ensure_binaries()
         with ControlPlane(nodes=args.nodes, binaries=binaries) as plane:
-            plane_progress = plane.kubeconfig
             args.kubeconfig_out.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(plane_progress, args.kubeconfig_out)
+            shutil.copyfile(plane.kubeconfig, args.kubeconfig_out)
             print(f"control plane up at {plane.server}; logs in {plane.workdir}/logs", flush=True)
             print(f"  export KUBECONFIG={args.kubeconfig_out.resolve()}", flush=True)
             print("  kubectl get nodes        # Ctrl-C stops everything", flush=True)

@@ -16,9 +16,9 @@ from typing import Any
 
 import kopf
 
-from production_policy import runtime
 from production_policy.admission import server
-from production_policy.clusterview import ClusterView, initial_sync, register_views
+from production_policy.processes import runtime
+from production_policy.processes.clusterview import ClusterView, initial_sync, register_views
 
 log = logging.getLogger(__name__)
 

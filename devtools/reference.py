@@ -1,6 +1,6 @@
 """The ProductionPolicy reference page, generated from the CRD schema (itself from the models).
 
-``python -m production_policy.api.reference --write`` regenerates docs/policy-reference.md; a
+``python -m devtools.reference --write`` regenerates docs/policy-reference.md; a
 unit test fails when the page and the models disagree, so the reference cannot drift.
 """
 
@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from devtools import REPO
 from production_policy.api.crd import custom_resource_definition
 
 REFERENCE_FILE = Path("docs") / "policy-reference.md"
@@ -19,7 +20,7 @@ REFERENCE_FILE = Path("docs") / "policy-reference.md"
 HEADER = """# ProductionPolicy reference
 
 `productionpolicy.dev/v1alpha1`, kind `ProductionPolicy` (cluster-scoped, short name `prodpol`).
-Generated from the API models by `python -m production_policy.api.reference --write`: do not
+Generated from the API models by `python -m devtools.reference --write`: do not
 edit by hand. `kubectl explain prodpol.spec --recursive` shows the same descriptions from the
 API server.
 """
@@ -83,13 +84,13 @@ def reference_markdown() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument(
-        "--write", action="store_true", help=f"write {REFERENCE_FILE} (from the repository root)"
+    parser = argparse.ArgumentParser(
+        prog="python -m devtools.reference", description=__doc__.splitlines()[0] if __doc__ else None
     )
+    parser.add_argument("--write", action="store_true", help=f"write {REFERENCE_FILE} in the repository")
     args = parser.parse_args(argv)
     if args.write:
-        REFERENCE_FILE.write_text(reference_markdown(), encoding="utf-8")
+        (REPO / REFERENCE_FILE).write_text(reference_markdown(), encoding="utf-8")
     else:
         sys.stdout.write(reference_markdown())
     return 0

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
+from types import FrameType
 
 
 def stop_process(process: subprocess.Popen[bytes], grace: float = 30.0) -> None:
@@ -15,3 +17,12 @@ def stop_process(process: subprocess.Popen[bytes], grace: float = 30.0) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(10)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def stop_on_sigterm() -> None:
+    """Make SIGTERM end this process like Ctrl-C does, so every process it started is stopped."""
+    signal.signal(signal.SIGTERM, _interrupt)

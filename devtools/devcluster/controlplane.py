@@ -27,14 +27,13 @@ from typing import IO
 
 import yaml
 
+from devtools.devcluster.binaries import Binaries, ensure_binaries
+from devtools.devcluster.processes import stop_process
 from production_policy import certs
-from production_policy.devcluster.binaries import Binaries, ensure_binaries
-from production_policy.devcluster.processes import stop_process
 
 START_TIMEOUT = 90.0
 STOP_TIMEOUT = 10.0
 LOG_TAIL_LINES = 25
-COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
 SERVICE_CIDR = "10.96.0.0/16"
 POD_CIDR = "10.244.0.0/16"
 

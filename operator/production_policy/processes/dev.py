@@ -15,11 +15,12 @@ from pathlib import Path
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from production_policy import certs, kube, runtime
-from production_policy.admission import configuration, registration, server, service
+from production_policy import certs, kube
+from production_policy.admission import configuration, registration, server
 from production_policy.audit import register_audit
-from production_policy.rollout.handlers import register_controller
-from production_policy.rollout.options import ControllerOptions
+from production_policy.processes import runtime, webhook
+from production_policy.processes.options import ControllerOptions
+from production_policy.rollout.wiring import register_controller
 
 
 async def run_dev(port: int, settings: configuration.WebhookSettings, controller: ControllerOptions) -> None:
@@ -28,7 +29,7 @@ async def run_dev(port: int, settings: configuration.WebhookSettings, controller
         ca = certs.make_ca("production-policy-dev-ca")
         tls = server.TLSFiles(Path(tmp) / "tls.crt", Path(tmp) / "tls.key")
         certs.issue_serving(ca, ("127.0.0.1", "localhost")).write(tls.cert, tls.key)
-        options = service.WebhookOptions(host="127.0.0.1", port=port, tls=tls)
+        options = webhook.WebhookOptions(host="127.0.0.1", port=port, tls=tls)
         client_config = configuration.url_client_config(
             f"https://127.0.0.1:{port}", base64.b64encode(ca.cert_pem).decode()
         )
@@ -39,7 +40,7 @@ async def run_dev(port: int, settings: configuration.WebhookSettings, controller
         try:
             # In a cluster Helm creates it; locally it holds the controller's digest key.
             await loop.run_in_executor(None, _ensure_namespace, api, controller.operator_namespace)
-            async with service.admission_served(registry, options) as view:
+            async with webhook.admission_served(registry, options) as view:
                 register_controller(registry, view, controller)
                 register_audit(registry, view, controller)
                 await loop.run_in_executor(None, registration.register_configurations, api, configs)

@@ -1,14 +1,14 @@
-"""The config-rollout controller as a process of its own."""
+"""``production-policy controller``: config rollouts and the policy audit, in one process of its own."""
 
 from __future__ import annotations
 
 import asyncio
 
-from production_policy import runtime
 from production_policy.audit import register_audit
-from production_policy.clusterview import ClusterView, initial_sync, register_views
-from production_policy.rollout.handlers import register_controller
-from production_policy.rollout.options import ControllerOptions
+from production_policy.processes import runtime
+from production_policy.processes.clusterview import ClusterView, initial_sync, register_views
+from production_policy.processes.options import ControllerOptions
+from production_policy.rollout.wiring import register_controller
 
 
 async def run_controller(options: ControllerOptions) -> None:

@@ -17,11 +17,11 @@ from typing import Any
 import kopf
 
 from production_policy import GROUP, PLURAL, VERSION, kube
-from production_policy.clusterview import ClusterView
-from production_policy.engine import rollout as engine
+from production_policy.engine import rollout
+from production_policy.processes.clusterview import ClusterView
+from production_policy.processes.options import ControllerOptions
 from production_policy.rollout import kubeio
 from production_policy.rollout.controller import WRITE_CONCURRENCY, Controller
-from production_policy.rollout.options import ControllerOptions
 from production_policy.rollout.sources import SourceCache
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ def register_controller(
 ) -> None:
     """Register the config-rollout controller into ``registry``.
 
-    ``view`` must be kept current by :func:`production_policy.clusterview.register_views`,
+    ``view`` must be kept current by :func:`production_policy.processes.clusterview.register_views`,
     registered into the same registry *before* this (kopf runs a resource's handlers in
     registration order, so the view is updated before the controller looks at it).
     """
@@ -49,7 +49,7 @@ def register_controller(
         controller.hmac_key = await asyncio.to_thread(
             kubeio.load_or_create_key, controller.api, options.operator_namespace, options.key_secret
         )
-        controller.key_id = engine.key_id(controller.hmac_key)
+        controller.key_id = rollout.key_id(controller.hmac_key)
         controller.sources = {
             kind: SourceCache(kind, controller.api, ignored, controller.hmac_key, controller.source_changed)
             for kind in ("ConfigMap", "Secret")
@@ -94,6 +94,6 @@ def _register_workload(
         if type == "DELETED":
             controller.workload_gone((kind, namespace or "", name))
             return
-        facts = engine.workload_facts(body)
+        facts = rollout.workload_facts(body)
         if facts is not None:
             controller.workload_seen(facts)

@@ -10,16 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import kopf
 
 from production_policy import GROUP, PLURAL, VERSION, kube
 from production_policy.audit.auditor import Auditor
-from production_policy.clusterview import ClusterView
-
-if TYPE_CHECKING:  # at run time, importing the rollout package would import this one back
-    from production_policy.rollout.options import ControllerOptions
+from production_policy.processes.clusterview import ClusterView
+from production_policy.processes.options import ControllerOptions
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +35,7 @@ WORKLOAD_RESOURCES = (
 def register_audit(registry: kopf.OperatorRegistry, view: ClusterView, options: ControllerOptions) -> Auditor:
     """Register the policy status and audit into ``registry``; return its state (for metrics, say).
 
-    ``view`` must be kept current by :func:`production_policy.clusterview.register_views`,
+    ``view`` must be kept current by :func:`production_policy.processes.clusterview.register_views`,
     registered into the same registry *before* this: kopf runs a resource's handlers in
     registration order, so the view already has a policy's new version when the audit looks.
     Namespaces in ``options.all_ignored_namespaces`` are not audited.

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from production_policy.engine.pods import pod_template
 from production_policy.engine.references import SourceRef, referenced_sources
 from production_policy.engine.rollout.names import (
     BASELINE_ANNOTATION,
@@ -19,7 +20,6 @@ from production_policy.engine.rollout.names import (
     WORKLOAD_OPT_OUT_ANNOTATION,
     WORKLOAD_OPT_OUT_VALUE,
 )
-from production_policy.engine.workloads import pod_template
 
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
 

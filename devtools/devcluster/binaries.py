@@ -1,7 +1,7 @@
 """Provide the control-plane binaries: found, cached, or built from the Go module proxy.
 
 Standard library only, so it can run before the virtualenv exists
-(``python3 operator/production_policy/devcluster/binaries.py``).
+(``python3 devtools/devcluster/binaries.py``).
 
 Lookup order for each binary: ``$KUBEBUILDER_ASSETS`` (the envtest convention), the per-version
 cache under ``~/.cache/production-policy/``, then ``PATH`` (only when its version is recent
