@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -174,6 +175,7 @@ def test_build_context_is_only_what_the_image_needs() -> None:
     for excluded in (
         ".venv/bin/python",
         "tests/conftest.py",
+        "devtools/demo.py",
         "charts/production-policy/Chart.yaml",
         "operator/production_policy/__pycache__/cli.cpython-311.pyc",
         "operator/production_policy_operator.egg-info/PKG-INFO",
@@ -218,3 +220,19 @@ def test_the_build_stage_installs_a_working_cli(tmp_path: Path) -> None:
     assert not unpinned, f"installed at versions requirements.lock does not pin: {unpinned}"
     assert versions["production-policy-operator"] == version
     assert not set(DEV_ONLY) & set(versions), "dev tools must stay out of the image"
+    (wheel,) = paths["/wheels"].glob("*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        packages = {name.split("/")[0] for name in archive.namelist()}
+        parts = {part for name in archive.namelist() for part in Path(name).with_suffix("").parts}
+    assert packages == {"production_policy", f"production_policy_operator-{version}.dist-info"}
+    assert not {"devtools", "devcluster", "controlplane", "demo", "chartgen", "reference"} & parts
+    helped = subprocess.run(
+        [str(venv / "bin" / "production-policy"), "--help"],
+        capture_output=True,
+        text=True,
+        env={"PATH": f"{venv / 'bin'}:/usr/bin:/bin"},
+        timeout=60,
+    )
+    assert helped.returncode == 0, helped.stderr
+    listed = set(re.findall(r"^    ([a-z][\w-]*)", helped.stdout, re.M))
+    assert listed == {"webhook", "controller", "run", "uninstall-webhooks", "check"}, helped.stdout

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from production_policy.engine import IGNORE_LABEL, matching_policies
-from production_policy.engine.matching import by_precedence, selector_matches
+from production_policy.engine.matching import precedence_order, selector_matches
 from production_policy.engine.merge import merge_defaults
 from tests.unit.engine_support import TCP_AUTO, policy
 
@@ -101,7 +101,7 @@ def test_policies_come_highest_priority_first_then_by_name() -> None:
         policy("z", priority=-3),
     ]
     assert [p.name for p in matching_policies(policies, "ns", {}, {})] == ["c", "a", "b", "z"]
-    assert [p.name for p in by_precedence(reversed(policies))] == ["c", "a", "b", "z"]
+    assert [p.name for p in precedence_order(tuple(reversed(policies)))] == ["c", "a", "b", "z"]
 
 
 def test_each_default_comes_from_the_highest_priority_policy_that_has_one() -> None:

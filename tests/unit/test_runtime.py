@@ -8,7 +8,7 @@ from production_policy.audit import register_audit
 from production_policy.processes import runtime
 from production_policy.processes.clusterview import ClusterView, register_views
 from production_policy.processes.options import ControllerOptions
-from production_policy.rollout.wiring import register_controller
+from production_policy.rollout import register_controller
 
 
 def test_no_change_detecting_handlers_so_no_diff_base_is_needed() -> None:

@@ -2,7 +2,8 @@
 
 In a cluster the API server reaches us through a Service; locally, through a URL on 127.0.0.1.
 Everything else (which kinds, which operations, which namespaces are never seen, failure
-policies, timeouts, reinvocation) is the same and comes from here. See design.md, "Safety defaults".
+policies, timeouts, reinvocation) is the same and comes from here. What the failure policies mean
+for an install: docs/operations.md, "Failure policy".
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ MUTATE_PODS = "/mutate-pods"
 VALIDATE_PODS = "/validate-pods"
 VALIDATE_WORKLOADS = "/validate-workloads"
 VALIDATE_POLICIES = "/validate-policies"
-SERVED_PATHS = (MUTATE_PODS, VALIDATE_PODS, VALIDATE_WORKLOADS, VALIDATE_POLICIES)
 
 CONFIGURATION_NAME = "production-policy"
 ALWAYS_EXCLUDED_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease")

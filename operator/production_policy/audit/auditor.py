@@ -58,7 +58,6 @@ class Auditor:
         self.subjects: dict[audit.WorkloadRef, audit.Subject] = {}
         self.records: dict[str, PolicyRecord] = {}
         self.dirty = audit.DirtySet()
-        self.status_writes = 0
         self._parsed: dict[str, ProductionPolicy] = {}
         self._namespace_labels: dict[str, dict[str, str]] = {}
         self._reported: dict[audit.WorkloadRef, tuple[str, ...]] = {}
@@ -266,7 +265,6 @@ class Auditor:
             )
             asyncio.get_running_loop().call_later(RETRY_SECONDS, self._mark, {name})
             return
-        self.status_writes += 1
         previous = record.status
         current = self.records.get(name)
         if current is not None:

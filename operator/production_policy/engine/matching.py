@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from production_policy import PREFIX
 from production_policy.api import ProductionPolicy, WorkloadSelector
@@ -13,14 +13,12 @@ IGNORE_LABEL = f"{PREFIX}ignore"
 """A namespace labelled ``productionpolicy.dev/ignore=true`` is never matched by any policy."""
 
 
-def by_precedence(policies: Iterable[ProductionPolicy]) -> list[ProductionPolicy]:
-    """Highest priority first, then by name: the order in which policies give defaults."""
-    return list(precedence_order(tuple(policies)))
-
-
 @per_policy_set
 def precedence_order(policies: Sequence[ProductionPolicy]) -> tuple[ProductionPolicy, ...]:
-    """:func:`by_precedence` as a tuple, computed once per sequence of policy objects."""
+    """Highest priority first, then by name: the order in which policies give defaults.
+
+    Computed once per sequence of policy objects.
+    """
     return tuple(sorted(policies, key=lambda policy: (-policy.spec.priority, policy.name)))
 
 

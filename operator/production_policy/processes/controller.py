@@ -8,7 +8,7 @@ from production_policy.audit import register_audit
 from production_policy.processes import runtime
 from production_policy.processes.clusterview import ClusterView, initial_sync, register_views
 from production_policy.processes.options import ControllerOptions
-from production_policy.rollout.wiring import register_controller
+from production_policy.rollout import register_controller
 
 
 async def run_controller(options: ControllerOptions) -> None:

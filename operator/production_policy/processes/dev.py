@@ -20,7 +20,7 @@ from production_policy.admission import configuration, registration, server
 from production_policy.audit import register_audit
 from production_policy.processes import runtime, webhook
 from production_policy.processes.options import ControllerOptions
-from production_policy.rollout.wiring import register_controller
+from production_policy.rollout import register_controller
 
 
 async def run_dev(port: int, settings: configuration.WebhookSettings, controller: ControllerOptions) -> None:
