@@ -62,9 +62,15 @@ def test_auto_skips_udp_ports_and_takes_the_first_tcp_one() -> None:
     assert mutated["spec"]["containers"][0]["readinessProbe"]["tcpSocket"] == {"port": 9000}
 
 
-@pytest.mark.parametrize(
-    "ports", [None, [], [{"containerPort": 53, "protocol": "UDP"}], [{"name": "no-number"}]], ids=str
-)
+NO_USABLE_PORTS: list[list[dict[str, Any]] | None] = [
+    None,
+    [],
+    [{"containerPort": 53, "protocol": "UDP"}],
+    [{"name": "no-number"}],
+]
+
+
+@pytest.mark.parametrize("ports", NO_USABLE_PORTS, ids=str)
 def test_no_usable_port_means_no_auto_probe(ports: list[dict[str, Any]] | None) -> None:
     fields = {} if ports is None else {"ports": ports}
     plan = plan_mutation(pod(container(port=None, **fields)), "ns", {}, [PROBES])
@@ -115,65 +121,66 @@ def test_init_containers_get_resources_and_sidecars_get_probes_too() -> None:
     ]
 
 
-@pytest.mark.parametrize(
-    ("user", "resource_spec", "expected", "injected"),
-    [
-        # defaultRequest only: a request.
-        ({}, {"defaultRequest": {"cpu": "100m"}}, {"requests": {"cpu": "100m"}}, ["requests.cpu"]),
-        # default only: a limit, and the request defaults to it (as a LimitRange's defaultRequest does).
-        (
-            {},
-            {"default": {"memory": "256Mi"}},
-            {"requests": {"memory": "256Mi"}, "limits": {"memory": "256Mi"}},
-            ["requests.memory", "limits.memory"],
-        ),
-        (
-            {},
-            {"defaultRequest": {"memory": "128Mi"}, "default": {"memory": "256Mi"}},
-            {"requests": {"memory": "128Mi"}, "limits": {"memory": "256Mi"}},
-            ["requests.memory", "limits.memory"],
-        ),
-        # A user's limit: Kubernetes sets the request to it when it creates the pod; nothing to inject.
-        (
-            resources(limits={"memory": "1Gi"}),
-            {"defaultRequest": {"memory": "128Mi"}, "default": {"memory": "256Mi"}},
-            {"limits": {"memory": "1Gi"}},
-            [],
-        ),
-        # A user's request: the default limit is added when it is not below the request.
-        (
-            resources(requests={"memory": "200Mi"}),
-            {"default": {"memory": "256Mi"}},
-            {"requests": {"memory": "200Mi"}, "limits": {"memory": "256Mi"}},
-            ["limits.memory"],
-        ),
-        (
-            resources(requests={"memory": "512Mi"}),
-            {"default": {"memory": "256Mi"}},
-            {"requests": {"memory": "512Mi"}},
-            [],
-        ),
-        (
-            resources(requests={"memory": "lots"}),
-            {"default": {"memory": "256Mi"}},
-            {"requests": {"memory": "lots"}},
-            [],
-        ),
-        # Each resource on its own.
-        (
-            resources(requests={"cpu": "1"}),
-            {"defaultRequest": {"cpu": "100m", "memory": "64Mi"}},
-            {"requests": {"cpu": "1", "memory": "64Mi"}},
-            ["requests.memory"],
-        ),
-        (
-            {},
-            {"defaultRequest": {"ephemeral-storage": "1Gi"}},
-            {"requests": {"ephemeral-storage": "1Gi"}},
-            ["requests.ephemeral-storage"],
-        ),
-    ],
-)
+LIMIT_RANGE_CASES: list[tuple[dict[str, Any], dict[str, Any], dict[str, Any], list[str]]] = [
+    # defaultRequest only: a request.
+    ({}, {"defaultRequest": {"cpu": "100m"}}, {"requests": {"cpu": "100m"}}, ["requests.cpu"]),
+    # default only: a limit, and the request defaults to it (as a LimitRange's defaultRequest does).
+    (
+        {},
+        {"default": {"memory": "256Mi"}},
+        {"requests": {"memory": "256Mi"}, "limits": {"memory": "256Mi"}},
+        ["requests.memory", "limits.memory"],
+    ),
+    (
+        {},
+        {"defaultRequest": {"memory": "128Mi"}, "default": {"memory": "256Mi"}},
+        {"requests": {"memory": "128Mi"}, "limits": {"memory": "256Mi"}},
+        ["requests.memory", "limits.memory"],
+    ),
+    # A user's limit: Kubernetes sets the request to it when it creates the pod; nothing to inject.
+    (
+        resources(limits={"memory": "1Gi"}),
+        {"defaultRequest": {"memory": "128Mi"}, "default": {"memory": "256Mi"}},
+        {"limits": {"memory": "1Gi"}},
+        [],
+    ),
+    # A user's request: the default limit is added when it is not below the request.
+    (
+        resources(requests={"memory": "200Mi"}),
+        {"default": {"memory": "256Mi"}},
+        {"requests": {"memory": "200Mi"}, "limits": {"memory": "256Mi"}},
+        ["limits.memory"],
+    ),
+    (
+        resources(requests={"memory": "512Mi"}),
+        {"default": {"memory": "256Mi"}},
+        {"requests": {"memory": "512Mi"}},
+        [],
+    ),
+    (
+        resources(requests={"memory": "lots"}),
+        {"default": {"memory": "256Mi"}},
+        {"requests": {"memory": "lots"}},
+        [],
+    ),
+    # Each resource on its own.
+    (
+        resources(requests={"cpu": "1"}),
+        {"defaultRequest": {"cpu": "100m", "memory": "64Mi"}},
+        {"requests": {"cpu": "1", "memory": "64Mi"}},
+        ["requests.memory"],
+    ),
+    (
+        {},
+        {"defaultRequest": {"ephemeral-storage": "1Gi"}},
+        {"requests": {"ephemeral-storage": "1Gi"}},
+        ["requests.ephemeral-storage"],
+    ),
+]
+"""(container resources, policy resources, resources after mutation, injected entries)."""
+
+
+@pytest.mark.parametrize(("user", "resource_spec", "expected", "injected"), LIMIT_RANGE_CASES)
 def test_resources_follow_limit_range_semantics(
     user: dict[str, Any], resource_spec: dict[str, Any], expected: dict[str, Any], injected: list[str]
 ) -> None:
@@ -193,19 +200,19 @@ def test_a_default_request_above_another_policys_default_limit_is_capped_at_the_
     }
 
 
-@pytest.mark.parametrize(
-    ("app", "expected_ops"),
-    [
-        (container(), [("add", "/spec/containers/0/resources")]),
-        (container(resources=None), [("add", "/spec/containers/0/resources")]),  # null counts as absent
-        (container(resources={}), [("add", "/spec/containers/0/resources/requests")]),
-        (container(resources={"requests": None}), [("add", "/spec/containers/0/resources/requests")]),
-        (
-            container(resources={"requests": {"cpu": "1"}}),
-            [("add", "/spec/containers/0/resources/requests/memory")],
-        ),
-    ],
-)
+FIRST_MISSING_MEMBER_CASES: list[tuple[dict[str, Any], list[tuple[str, str]]]] = [
+    (container(), [("add", "/spec/containers/0/resources")]),
+    (container(resources=None), [("add", "/spec/containers/0/resources")]),  # null counts as absent
+    (container(resources={}), [("add", "/spec/containers/0/resources/requests")]),
+    (container(resources={"requests": None}), [("add", "/spec/containers/0/resources/requests")]),
+    (
+        container(resources={"requests": {"cpu": "1"}}),
+        [("add", "/spec/containers/0/resources/requests/memory")],
+    ),
+]
+
+
+@pytest.mark.parametrize(("app", "expected_ops"), FIRST_MISSING_MEMBER_CASES)
 def test_the_patch_adds_at_the_first_missing_member(
     app: dict[str, Any], expected_ops: list[tuple[str, str]]
 ) -> None:

@@ -34,23 +34,23 @@ def _found(obj: dict[str, Any], *policies: ProductionPolicy) -> list[tuple[str, 
 TEMPLATE = {"metadata": {"labels": {"app": "x"}}, "spec": {"containers": [container()]}}
 
 
-@pytest.mark.parametrize(
-    "obj",
-    [
-        {"apiVersion": "v1", "kind": "Pod", **TEMPLATE},
-        *(
-            {"apiVersion": "apps/v1", "kind": kind, "spec": {"template": TEMPLATE}}
-            for kind in ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet")
-        ),
-        {"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": TEMPLATE}},
-        {
-            "apiVersion": "batch/v1",
-            "kind": "CronJob",
-            "spec": {"jobTemplate": {"spec": {"template": TEMPLATE}}},
-        },
-    ],
-    ids=lambda obj: obj["kind"],
-)
+TEMPLATE_KINDS: list[dict[str, Any]] = [
+    {"apiVersion": "v1", "kind": "Pod", **TEMPLATE},
+    *(
+        {"apiVersion": "apps/v1", "kind": kind, "spec": {"template": TEMPLATE}}
+        for kind in ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet")
+    ),
+    {"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": TEMPLATE}},
+    {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "spec": {"jobTemplate": {"spec": {"template": TEMPLATE}}},
+    },
+]
+"""A Pod and each workload kind, all holding TEMPLATE."""
+
+
+@pytest.mark.parametrize("obj", TEMPLATE_KINDS, ids=lambda obj: obj["kind"])
 def test_pod_template_of_each_workload_kind(obj: dict[str, Any]) -> None:
     assert pod_template(obj) == (TEMPLATE["metadata"], TEMPLATE["spec"])
 
@@ -103,29 +103,29 @@ def test_defaults_are_applied_before_validation() -> None:
     assert _found(pod(container(port=8080, readinessProbe={"exec": {"command": ["ok"]}})), defaulted) == []
 
 
-@pytest.mark.parametrize(
-    ("app", "default", "message"),
-    [
-        (
-            container(port=None),
-            TCP_AUTO,
-            'no readinessProbe and port "auto" has no declared port'
-            " — add a readinessProbe or a containerPort",
-        ),
-        (
-            container(port=None, ports=[{"containerPort": 53, "protocol": "UDP"}]),
-            TCP_AUTO,
-            'no readinessProbe and port "auto" has no declared TCP port'
-            " — add a readinessProbe or a containerPort",
-        ),
-        (
-            container(port=8080),
-            {"httpGet": {"port": "http"}},
-            'no readinessProbe and port "http" is not a declared port name'
-            ' — add a readinessProbe or a containerPort named "http"',
-        ),
-    ],
-)
+UNUSABLE_DEFAULTS: list[tuple[dict[str, Any], dict[str, Any], str]] = [
+    (
+        container(port=None),
+        TCP_AUTO,
+        'no readinessProbe and port "auto" has no declared port — add a readinessProbe or a containerPort',
+    ),
+    (
+        container(port=None, ports=[{"containerPort": 53, "protocol": "UDP"}]),
+        TCP_AUTO,
+        'no readinessProbe and port "auto" has no declared TCP port'
+        " — add a readinessProbe or a containerPort",
+    ),
+    (
+        container(port=8080),
+        {"httpGet": {"port": "http"}},
+        'no readinessProbe and port "http" is not a declared port name'
+        ' — add a readinessProbe or a containerPort named "http"',
+    ),
+]
+"""(container, readiness default, the message for the missing required probe)."""
+
+
+@pytest.mark.parametrize(("app", "default", "message"), UNUSABLE_DEFAULTS)
 def test_a_default_that_cannot_apply_says_why(
     app: dict[str, Any], default: dict[str, Any], message: str
 ) -> None:
@@ -239,106 +239,106 @@ def test_init_containers_are_held_to_resource_rules() -> None:
 GUARANTEED = resources({"cpu": "1", "memory": "1Gi"}, {"cpu": "1", "memory": "1Gi"})
 
 
-@pytest.mark.parametrize(
-    ("spec", "qos"),
-    [
-        ({"containers": [container()]}, "BestEffort"),
-        ({"containers": [container(resources={})]}, "BestEffort"),
-        ({"containers": [container(resources=resources({"cpu": "0"}))]}, "BestEffort"),
-        ({"containers": [container(resources=resources({"cpu": "100m"}))]}, "Burstable"),
-        ({"containers": [container(resources=GUARANTEED)]}, "Guaranteed"),
-        # Limits alone: requests default to them, so the container is Guaranteed.
-        (
-            {"containers": [container(resources=resources(limits={"cpu": "1", "memory": "1Gi"}))]},
-            "Guaranteed",
-        ),
-        ({"containers": [container(resources=resources(limits={"cpu": "1"}))]}, "Burstable"),
-        (
-            {
-                "containers": [
-                    container(
-                        resources=resources({"cpu": "1", "memory": "1Gi"}, {"cpu": "2", "memory": "1Gi"})
-                    )
-                ]
-            },
-            "Burstable",
-        ),
-        (
-            {"containers": [container(resources=GUARANTEED), container("b")]},
-            "Burstable",
-        ),  # Guaranteed + BestEffort
-        (
-            {"containers": [container(resources=GUARANTEED)], "initContainers": [container("init")]},
-            "Burstable",
-        ),
-        (
-            {
-                "containers": [container(resources=GUARANTEED)],
-                "initContainers": [container("i", resources=GUARANTEED)],
-            },
-            "Guaranteed",
-        ),
-        ({"containers": [], "initContainers": []}, "BestEffort"),
-        # Pod-level resources replace the containers'.
-        ({"resources": {"limits": {"cpu": "2", "memory": "2Gi"}}, "containers": [container()]}, "Guaranteed"),
-        (
-            {"resources": {"requests": {"cpu": "1"}}, "containers": [container(resources=GUARANTEED)]},
-            "Burstable",
-        ),
-        ({"resources": {}, "containers": [container(resources=GUARANTEED)]}, "Guaranteed"),
-        # A missing pod-level request is the containers' aggregated request.
-        (
-            {
-                "resources": {"limits": {"cpu": "2", "memory": "2Gi"}},
-                "containers": [container(resources=resources({"cpu": "1"}))],
-            },
-            "Burstable",
-        ),
-        (
-            {
-                "resources": {"limits": {"cpu": "2", "memory": "2Gi"}},
-                "containers": [
-                    container("a", resources=resources({"cpu": "1", "memory": "1Gi"})),
-                    container("b", resources=resources({"cpu": "1", "memory": "1Gi"})),
-                ],
-            },
-            "Guaranteed",
-        ),
-        (
-            {
-                "resources": {"limits": {"cpu": "2", "memory": "2Gi"}},
-                "containers": [container(resources=resources({"cpu": "1", "memory": "1Gi"}))],
-                "initContainers": [
-                    container("sidecar", restartPolicy="Always", resources=resources({"cpu": "1"})),
-                    container("init", resources=resources({"cpu": "1", "memory": "2Gi"})),
-                ],
-            },
-            "Guaranteed",
-        ),
-    ],
-)
+QOS_CASES: list[tuple[dict[str, Any], str]] = [
+    ({"containers": [container()]}, "BestEffort"),
+    ({"containers": [container(resources={})]}, "BestEffort"),
+    ({"containers": [container(resources=resources({"cpu": "0"}))]}, "BestEffort"),
+    ({"containers": [container(resources=resources({"cpu": "100m"}))]}, "Burstable"),
+    ({"containers": [container(resources=GUARANTEED)]}, "Guaranteed"),
+    # Limits alone: requests default to them, so the container is Guaranteed.
+    (
+        {"containers": [container(resources=resources(limits={"cpu": "1", "memory": "1Gi"}))]},
+        "Guaranteed",
+    ),
+    ({"containers": [container(resources=resources(limits={"cpu": "1"}))]}, "Burstable"),
+    (
+        {
+            "containers": [
+                container(resources=resources({"cpu": "1", "memory": "1Gi"}, {"cpu": "2", "memory": "1Gi"}))
+            ]
+        },
+        "Burstable",
+    ),
+    (
+        {"containers": [container(resources=GUARANTEED), container("b")]},
+        "Burstable",
+    ),  # Guaranteed + BestEffort
+    (
+        {"containers": [container(resources=GUARANTEED)], "initContainers": [container("init")]},
+        "Burstable",
+    ),
+    (
+        {
+            "containers": [container(resources=GUARANTEED)],
+            "initContainers": [container("i", resources=GUARANTEED)],
+        },
+        "Guaranteed",
+    ),
+    ({"containers": [], "initContainers": []}, "BestEffort"),
+    # Pod-level resources replace the containers'.
+    ({"resources": {"limits": {"cpu": "2", "memory": "2Gi"}}, "containers": [container()]}, "Guaranteed"),
+    (
+        {"resources": {"requests": {"cpu": "1"}}, "containers": [container(resources=GUARANTEED)]},
+        "Burstable",
+    ),
+    ({"resources": {}, "containers": [container(resources=GUARANTEED)]}, "Guaranteed"),
+    # A missing pod-level request is the containers' aggregated request.
+    (
+        {
+            "resources": {"limits": {"cpu": "2", "memory": "2Gi"}},
+            "containers": [container(resources=resources({"cpu": "1"}))],
+        },
+        "Burstable",
+    ),
+    (
+        {
+            "resources": {"limits": {"cpu": "2", "memory": "2Gi"}},
+            "containers": [
+                container("a", resources=resources({"cpu": "1", "memory": "1Gi"})),
+                container("b", resources=resources({"cpu": "1", "memory": "1Gi"})),
+            ],
+        },
+        "Guaranteed",
+    ),
+    (
+        {
+            "resources": {"limits": {"cpu": "2", "memory": "2Gi"}},
+            "containers": [container(resources=resources({"cpu": "1", "memory": "1Gi"}))],
+            "initContainers": [
+                container("sidecar", restartPolicy="Always", resources=resources({"cpu": "1"})),
+                container("init", resources=resources({"cpu": "1", "memory": "2Gi"})),
+            ],
+        },
+        "Guaranteed",
+    ),
+]
+"""(pod spec, its QoS class)."""
+
+
+@pytest.mark.parametrize(("spec", "qos"), QOS_CASES)
 def test_qos_class_as_kubernetes_computes_it(spec: dict[str, Any], qos: str) -> None:
     assert pod_qos_class(spec) == qos
 
 
-@pytest.mark.parametrize(
-    ("wanted", "res", "message"),
-    [
-        (
-            "Burstable",
-            None,
-            "QoS class BestEffort is below minQoSClass Burstable — set resources.requests on the containers",
-        ),
-        (
-            "Guaranteed",
-            resources({"cpu": "1"}),
-            "QoS class Burstable is below minQoSClass Guaranteed — set cpu and memory "
-            "limits on every container, with requests equal to limits",
-        ),
-        ("Guaranteed", GUARANTEED, None),
-        ("BestEffort", None, None),
-    ],
-)
+MIN_QOS_CASES: list[tuple[str, dict[str, Any] | None, str | None]] = [
+    (
+        "Burstable",
+        None,
+        "QoS class BestEffort is below minQoSClass Burstable — set resources.requests on the containers",
+    ),
+    (
+        "Guaranteed",
+        resources({"cpu": "1"}),
+        "QoS class Burstable is below minQoSClass Guaranteed — set cpu and memory "
+        "limits on every container, with requests equal to limits",
+    ),
+    ("Guaranteed", GUARANTEED, None),
+    ("BestEffort", None, None),
+]
+"""(minQoSClass, container resources, the violation message or None)."""
+
+
+@pytest.mark.parametrize(("wanted", "res", "message"), MIN_QOS_CASES)
 def test_min_qos_class(wanted: str, res: dict[str, Any] | None, message: str | None) -> None:
     fields = {} if res is None else {"resources": res}
     found = _found(pod(container(**fields)), policy(resources={"minQoSClass": wanted}))

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from production_policy import GROUP, PLURAL, PREFIX, VERSION
+from production_policy import GROUP, PLURAL, VERSION
+from production_policy.engine.matching import system_namespace_selector
 
 MUTATE_PODS = "/mutate-pods"
 VALIDATE_PODS = "/validate-pods"
@@ -19,8 +20,6 @@ VALIDATE_WORKLOADS = "/validate-workloads"
 VALIDATE_POLICIES = "/validate-policies"
 
 CONFIGURATION_NAME = "production-policy"
-ALWAYS_EXCLUDED_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease")
-IGNORE_LABEL = f"{PREFIX}ignore"
 
 WORKLOAD_RULES = [
     {
@@ -67,13 +66,7 @@ def service_client_config(namespace: str, service: str, port: int, ca_bundle_b64
 
 def namespace_selector(settings: WebhookSettings) -> dict[str, Any]:
     """Never the control plane's namespaces, ours, the excluded ones, or ones labelled ignore=true."""
-    never = sorted({*ALWAYS_EXCLUDED_NAMESPACES, settings.operator_namespace, *settings.excluded_namespaces})
-    return {
-        "matchExpressions": [
-            {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": never},
-            {"key": IGNORE_LABEL, "operator": "NotIn", "values": ["true"]},
-        ]
-    }
+    return system_namespace_selector(settings.operator_namespace, settings.excluded_namespaces)
 
 
 def _webhook(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from production_policy import PREFIX
 from production_policy.api import ProductionPolicy, WorkloadSelector
@@ -11,6 +12,20 @@ from production_policy.engine.memo import per_policy_set
 
 IGNORE_LABEL = f"{PREFIX}ignore"
 """A namespace labelled ``productionpolicy.dev/ignore=true`` is never matched by any policy."""
+SYSTEM_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease")
+"""The control plane's namespaces: never seen by admission, whatever the install excludes."""
+
+
+def system_namespace_selector(operator_namespace: str, excluded_namespaces: Iterable[str]) -> dict[str, Any]:
+    """The namespaceSelector of every admission hook (webhooks and compiled policies): never the
+    control plane's namespaces, the operator's, the excluded ones, or ones labelled ignore=true."""
+    never = sorted({*SYSTEM_NAMESPACES, operator_namespace, *excluded_namespaces})
+    return {
+        "matchExpressions": [
+            {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": never},
+            {"key": IGNORE_LABEL, "operator": "NotIn", "values": ["true"]},
+        ]
+    }
 
 
 @per_policy_set

@@ -135,7 +135,8 @@ def _missing_probe(kind: ProbeKind, gap: ProbeGap | None) -> str:
     return f"no {name} and {gap.reason} — add a {name} {gap.remedy}"
 
 
-def _has_container_rules(resources: ResourcePolicy) -> bool:
+def has_container_rules(resources: ResourcePolicy) -> bool:
+    """Whether a policy sets any per-container resource rule (require, min, max, ratio)."""
     return bool(
         resources.require.requests
         or resources.require.limits
@@ -182,7 +183,7 @@ def _policy_rules(policy: ProductionPolicy) -> _PolicyRules:
         (kind, probe_field(kind)) for kind in PROBE_KINDS if getattr(policy.spec.probes, kind).required
     )
     bounds: list[_Bounds] = []
-    if _has_container_rules(resources):
+    if has_container_rules(resources):
         for index, resource in enumerate(RESOURCE_NAMES):
             minimum = resources.min.get(resource) if resources.min else None
             maximum = resources.max.get(resource) if resources.max else None

@@ -1,0 +1,181 @@
+"""The MutatingAdmissionPolicy: the engine's ``plan_mutation`` as one JSONPatch mutation on Pod CREATE.
+
+One mutation adds the probes, the resources and the ``productionpolicy.dev/injected`` annotation,
+so requests and limits land together (the API server re-runs Pod defaulting after each mutation:
+a limit injected alone would be copied into the request before a later mutation could add the
+default request). JSONPatch rather than ApplyConfiguration: a probe default with ``httpHeaders``
+is an atomic list, which ApplyConfiguration refuses to set. Each ``add`` goes to the first member
+the pod lacks (``requests`` when the container has none, else ``requests/cpu``), as
+``mutation.add_operations`` does, and nothing present is replaced, so re-invocation adds nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from production_policy.api import ProductionPolicy
+from production_policy.engine.apiserver.cel import (
+    RESOURCE_KEYS,
+    Defaults,
+    chain,
+    default_variables,
+    injected_limit,
+    injected_request,
+    lit,
+    policy_match,
+    probe_port_ok,
+    probe_value,
+    str_list,
+)
+from production_policy.engine.merge import PROBE_KINDS
+from production_policy.engine.mutation import INJECTED_ANNOTATION, escape_pointer
+
+FIELDS = ("containers", "initContainers")
+
+
+def _probes_to_add(field: str, defaults: Defaults) -> str:
+    """Per container of ``field``: the probe kinds to inject, in the engine's order."""
+    parts = []
+    takes = "true" if field == "containers" else 'c.?restartPolicy.orValue("") == "Always"'
+    for kind in PROBE_KINDS:
+        entries = defaults.probes.get(kind)
+        if not entries:
+            continue
+        resolvable = chain([(i, probe_port_ok(t, "c")) for i, t in entries], "false")
+        parts.append(f"(({takes}) && !has(c.{kind}Probe) && ({resolvable}) ? [{lit(kind)}] : [])")
+    body = " + ".join(parts) if parts else "[]"
+    return f"object.spec.?{field}.orValue([]).map(c, {body})"
+
+
+def _resources_to_add(field: str, defaults: Defaults) -> str:
+    """Per container of ``field``: ``{"requests": {resource: value}, "limits": {...}}``, "" for none."""
+    requests = ", ".join(f"{lit(r)}: {injected_request('c', r, defaults)}" for r in defaults.resources)
+    limits = ", ".join(f"{lit(r)}: {injected_limit('c', r, defaults)}" for r in defaults.resources)
+    return f'object.spec.?{field}.orValue([]).map(c, {{"requests": {{{requests}}}, "limits": {{{limits}}}}})'
+
+
+def _labels(field: str, defaults: Defaults) -> str:
+    """Per container of ``field``: what the annotation records (``readiness``, ``resources.requests.cpu``)."""
+    keys = [key for key in RESOURCE_KEYS if key.partition(".")[2] in defaults.resources]
+    resources = (
+        f'{str_list(keys)}.filter(k, variables.{field}_res[j][k.split(".")[0]][k.split(".")[1]] != "")'
+        '.map(k, "resources." + k)'
+        if keys
+        else "[]"
+    )
+    return f"variables.{field}_probes.transformList(j, kinds, kinds + {resources})"
+
+
+def _operations(field: str, defaults: Defaults) -> str:
+    """The JSON patch operations for the containers of ``field``."""
+    base = f'"/spec/{field}/" + string(j)'
+    parts = []
+    for kind in PROBE_KINDS:
+        entries = defaults.probes.get(kind)
+        if not entries:
+            continue
+        type_prefix = f"Object.spec.{field}.{kind}Probe"
+        *head, (_, last) = entries
+        value = probe_value(last, type_prefix, "c")
+        for index, template in reversed(head):
+            value = (
+                f"variables.dprobe_{kind} == {index} ? {probe_value(template, type_prefix, 'c')} : {value}"
+            )
+        parts.append(
+            f"({lit(kind)} in variables.{field}_probes[j] ? "
+            f'[JSONPatch{{op: "add", path: {base} + "/{kind}Probe", value: {value}}}] : [])'
+        )
+    if defaults.resources:
+        for section in ("requests", "limits"):
+            wanted = f'variables.{field}_res[j]["{section}"]'
+            names = f'{str_list(defaults.resources)}.filter(r, {wanted}[r] != "")'
+            one_each = (
+                f'JSONPatch{{op: "add", path: {base} + "/resources/{section}/" + r, value: {wanted}[r]}}'
+            )
+            parts.append(
+                f"(size({names}) == 0 ? [] : has(c.resources.{section}) ? {names}.map(r, {one_each})"
+                f' : [JSONPatch{{op: "add", path: {base} + "/resources/{section}", '
+                f'value: {wanted}.transformMap(r, v, v != "", v)}}])'
+            )
+    body = " + ".join(parts) if parts else "[]"
+    return f"object.spec.?{field}.orValue([]).transformList(j, c, {body}).flatten()"
+
+
+def mutating_policy(
+    name: str, policies: Sequence[ProductionPolicy], defaults: Defaults, labels: dict[str, str]
+) -> dict[str, Any]:
+    """The MutatingAdmissionPolicy for the precedence-ordered ``policies`` (see the module doc)."""
+    key = lit(INJECTED_ANNOTATION)
+    variables: list[dict[str, str]] = [
+        {"name": "ns", "expression": "namespaceObject.metadata.name"},
+        {"name": "nsLabels", "expression": "namespaceObject.metadata.?labels.orValue({})"},
+        {"name": "podLabels", "expression": "object.metadata.?labels.orValue({})"},
+    ]
+    givers = sorted(
+        {i for entries in defaults.probes.values() for i, _ in entries}
+        | {i for entries in (*defaults.requests.values(), *defaults.limits.values()) for i, _ in entries}
+    )
+    variables += [
+        {
+            "name": f"m{i}",
+            "expression": policy_match(
+                policies[i], "variables.ns", "variables.nsLabels", "variables.podLabels"
+            ),
+        }
+        for i in givers
+    ]
+    variables += default_variables(defaults)
+    for field in FIELDS:
+        variables.append({"name": f"{field}_probes", "expression": _probes_to_add(field, defaults)})
+        if defaults.resources:
+            variables.append({"name": f"{field}_res", "expression": _resources_to_add(field, defaults)})
+        variables.append({"name": f"{field}_labels", "expression": _labels(field, defaults)})
+    variables += [
+        {
+            "name": "injected",
+            "expression": " + ".join(
+                f"variables.{field}_labels.transformList(j, ls, "
+                f'ls.map(l, string(object.spec.{field}[j].name) + ":" + l)).flatten()'
+                for field in FIELDS
+            ),
+        },
+        {
+            "name": "earlier",
+            "expression": f'object.metadata.?annotations[?{key}].orValue("").split(",").filter(e, e != "")',
+        },
+        {
+            "name": "record",
+            "expression": "variables.earlier + variables.injected.filter(e, !(e in variables.earlier))",
+        },
+    ]
+    record = 'variables.record.join(",")'
+    annotation = (
+        "size(variables.injected) == 0 ? [] : has(object.metadata.annotations) ? "
+        f'[JSONPatch{{op: "add", path: "/metadata/annotations/{escape_pointer(INJECTED_ANNOTATION)}", '
+        f"value: {record}}}] : "
+        f'[JSONPatch{{op: "add", path: "/metadata/annotations", value: {{{key}: {record}}}}}]'
+    )
+    expression = " + ".join([*(_operations(field, defaults) for field in FIELDS), f"({annotation})"])
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingAdmissionPolicy",
+        "metadata": {"name": name, "labels": dict(labels)},
+        "spec": {
+            "failurePolicy": "Ignore",
+            "reinvocationPolicy": "IfNeeded",
+            "matchConstraints": {
+                "resourceRules": [
+                    {
+                        "apiGroups": [""],
+                        "apiVersions": ["v1"],
+                        "operations": ["CREATE"],
+                        "resources": ["pods"],
+                        "scope": "Namespaced",
+                    }
+                ]
+            },
+            "variables": variables,
+            "mutations": [{"patchType": "JSONPatch", "jsonPatch": {"expression": expression}}],
+        },
+    }

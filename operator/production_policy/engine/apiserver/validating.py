@@ -1,0 +1,407 @@
+"""The ValidatingAdmissionPolicies: the engine's ``evaluate_workload`` for Pods and workload templates.
+
+Both policies (Enforce, bound with ``[Deny]``; Warn, bound with ``[Warn]``) hold the same
+variables: every Enforce and Warn policy's violations, after the merged defaults are simulated on
+the pod spec (a template gets no defaults from the MAP), with ratcheting against ``oldObject`` on
+UPDATE. They differ in their validations. The Enforce one fails when an Enforce policy is broken,
+with the engine's consolidated message (Warn violations included, as the webhook's denial has
+them). The Warn one gives one warning per Warn violation, as the webhook does, and none when the
+request is denied anyway. CEL has no functions, so the rules are written out twice: for the new
+pod spec and for the old one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from production_policy.api import RESOURCE_NAMES, ProductionPolicy
+from production_policy.engine.apiserver.cel import (
+    Defaults,
+    default_variables,
+    injected_limit,
+    injected_request,
+    lit,
+    own,
+    policy_match,
+    probe_gap_message,
+    probe_port_ok,
+)
+from production_policy.engine.merge import PROBE_KINDS, ProbeKind
+from production_policy.engine.rules import has_container_rules
+
+MAX_MESSAGE = 1700
+"""Code points of the denial message kept: at most 3 bytes each stays under the API server's 5 KiB."""
+MAX_WARNING = 250
+"""As the webhook (``review.MAX_WARNING_LENGTH``): the API server drops longer warnings."""
+MAX_WARNINGS = 16
+"""Warn violations listed one warning each; the validations are static, so their number is fixed."""
+
+WORKLOAD_RULES = [
+    {
+        "apiGroups": ["apps"],
+        "apiVersions": ["v1"],
+        "operations": ["CREATE", "UPDATE"],
+        "resources": ["deployments", "statefulsets", "daemonsets", "replicasets"],
+        "scope": "Namespaced",
+    },
+    {
+        "apiGroups": ["batch"],
+        "apiVersions": ["v1"],
+        "operations": ["CREATE", "UPDATE"],
+        "resources": ["jobs", "cronjobs"],
+        "scope": "Namespaced",
+    },
+]
+# ``workloads.controlled_by_workload``: such an object was judged through its owner's template.
+NOT_CONTROLLED = (
+    "!object.metadata.?ownerReferences.orValue([]).exists(r, r.?controller.orValue(false) && ("
+    '(r.kind in ["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"]'
+    ' && r.apiVersion.matches("^apps/[^/]*$"))'
+    ' || (r.kind in ["Job", "CronJob"] && r.apiVersion.matches("^batch/[^/]*$"))))'
+)
+
+
+def _template(obj: str) -> str:
+    return (
+        f'variables.kind == "Pod" ? {obj} : variables.kind == "CronJob" ? '
+        f"{obj}.spec.jobTemplate.spec.template : {obj}.spec.template"
+    )
+
+
+def _spec_variables(
+    side: str, defaults: Defaults, required: set[ProbeKind], qos: bool
+) -> list[dict[str, str]]:
+    """The facts the rules read of one pod spec (``new`` or ``old``): containers, their requests and
+    limits after defaults, whether each required probe is there (or would be injected), the QoS class."""
+    spec = f"variables.{side}"
+    guard = "" if side == "new" else f"{spec} == null ? [] : "
+    variables = [
+        {
+            "name": f"{side}_cs",
+            "expression": f"{guard}{spec}.containers + {spec}.?initContainers.orValue([])",
+        },
+        {"name": f"{side}_n", "expression": f"{spec} == null ? 0 : size({spec}.containers)"},
+    ]
+    entries = []
+    for resource in RESOURCE_NAMES:
+        for kind, injected in (("requests", injected_request), ("limits", injected_limit)):
+            mine = own("c", kind, resource)
+            value = (
+                mine
+                if resource not in defaults.resources
+                else f'{mine} != "" ? {mine} : {injected("c", resource, defaults)}'
+            )
+            entries.append(f"{lit(f'{kind}.{resource}')}: {value}")
+    variables.append(
+        {"name": f"{side}_res", "expression": f"variables.{side}_cs.map(c, {{{', '.join(entries)}}})"}
+    )
+    for kind in PROBE_KINDS:
+        if kind not in required:
+            continue
+        templates = defaults.probes.get(kind, ())
+        state = probe_gap_message(kind, None, "c")
+        for index, template in reversed(templates):
+            resolved = f'{probe_port_ok(template, "c")} ? "ok" : {probe_gap_message(kind, template, "c")}'
+            state = f"variables.dprobe_{kind} == {index} ? ({resolved}) : {state}"
+        variables.append(
+            {
+                "name": f"{side}_pr_{kind}",
+                "expression": f'variables.{side}_cs.map(c, has(c.{kind}Probe) ? "ok" : {state})',
+            }
+        )
+    if qos:
+        variables += _qos_variables(side, spec)
+    return variables
+
+
+def _quantity(text: str) -> str:
+    return f'quantity({text} == "" ? "0" : {text})'
+
+
+def _qos_variables(side: str, spec: str) -> list[dict[str, str]]:
+    """``qos.pod_qos_class`` in CEL: per container from its requests and limits after defaults; with
+    pod-level resources, the API server's own ``status.qosClass`` on a Pod, and on a template the
+    pod-level values when they are complete ("" otherwise: that case is left to the webhook)."""
+
+    def requirements_qos(request: Any, limit: Any) -> str:
+        same = " && ".join(
+            f"{_quantity(request(r))}.compareTo({_quantity(limit(r))}) == 0" for r in ("cpu", "memory")
+        )
+        zero = [f'{_quantity(request(r))}.compareTo(quantity("0")) == 0' for r in ("cpu", "memory")]
+        return (
+            f'!({same}) ? "Burstable" : ({zero[0]} && {zero[1]}) ? "BestEffort" : '
+            f'(!({zero[0]}) && !({zero[1]})) ? "Guaranteed" : "Burstable"'
+        )
+
+    def container_request(r: str) -> str:
+        return f'(R["requests.{r}"] != "" ? R["requests.{r}"] : R["limits.{r}"])'
+
+    per_container = requirements_qos(container_request, lambda r: f'R["limits.{r}"]')
+    pod_requests = f"{spec}.?resources.?requests.orValue({{}})"
+    pod_limits = f"{spec}.?resources.?limits.orValue({{}})"
+    pod_level = requirements_qos(
+        lambda r: f'string({pod_requests}[?"{r}"].orValue(""))',
+        lambda r: f'string({pod_limits}[?"{r}"].orValue(""))',
+    )
+    complete = f'size({pod_limits}) == 0 || ("cpu" in {pod_requests} && "memory" in {pod_requests})'
+    classes = f"variables.{side}_cls"
+    # On Pod CREATE the API server has set status.qosClass before validating admission runs.
+    by_pod = (
+        f'variables.kind == "Pod" ? string(object.status.?qosClass.orValue("")) : '
+        f'({complete}) ? ({pod_level}) : ""'
+    )
+    uniform = f"{classes}.all(k, k == {classes}[0])"
+    by_containers = f'size({classes}) == 0 ? "BestEffort" : {uniform} ? {classes}[0] : "Burstable"'
+    return [
+        {"name": f"{side}_cls", "expression": f"variables.{side}_res.map(R, {per_container})"},
+        {
+            "name": f"{side}_qos",
+            "expression": (
+                f'{spec} == null ? "" : (size({pod_requests}) > 0 || size({pod_limits}) > 0) ? ({by_pod}) : '
+                f"{by_containers}"
+            ),
+        },
+    ]
+
+
+def _finding(name: str, field: str, rule: str, message: str) -> str:
+    """One violation as CEL: ``{"k": container|field|rule, "m": what describe() says}``."""
+    return f'{{"k": {name} + {lit(f"|{field}|{rule}")}, "m": "container \\"" + {name} + "\\": " + {message}}}'
+
+
+def _container_findings(policy: ProductionPolicy, side: str) -> list[str]:
+    """``rules.policy_violations`` for container ``c`` at index ``j``, as CEL lists of findings."""
+    name = "string(c.name)"
+    parts = []
+    for kind in PROBE_KINDS:
+        if getattr(policy.spec.probes, kind).required:
+            takes = f'(j < variables.{side}_n || c.?restartPolicy.orValue("") == "Always")'
+            state = f"variables.{side}_pr_{kind}[j]"
+            finding = _finding(name, f"{kind}Probe", "probes.required", state)
+            parts.append(f'({takes} && {state} != "ok" ? [{finding}] : [])')
+    resources = policy.spec.resources
+    if not has_container_rules(resources):
+        return parts
+    res = f"variables.{side}_res[j]"
+    for resource in RESOURCE_NAMES:
+        request_field, limit_field = f"resources.requests.{resource}", f"resources.limits.{resource}"
+        explicit, limit = f'{res}["requests.{resource}"]', f'{res}["limits.{resource}"]'
+        request = f'({explicit} != "" ? {explicit} : {limit})'
+        if resource in resources.require.requests:
+            message = lit(f"no {request_field} — add {request_field}")
+            parts.append(
+                f'({request} == "" ? [{_finding(name, request_field, "resources.required", message)}] : [])'
+            )
+        if resource in resources.require.limits:
+            message = lit(f"no {limit_field} — add {limit_field}")
+            parts.append(
+                f'({limit} == "" ? [{_finding(name, limit_field, "resources.required", message)}] : [])'
+            )
+        minimum = resources.min.get(resource) if resources.min else None
+        maximum = resources.max.get(resource) if resources.max else None
+        for field, value in ((request_field, explicit), (limit_field, limit)):
+            for bound, compare, words in (
+                (minimum, "isLessThan", "is below min {0} — set at least {0}"),
+                (maximum, "isGreaterThan", "exceeds max {0} — set at most {0}"),
+            ):
+                if bound is None:
+                    continue
+                rule = "resources.min" if compare == "isLessThan" else "resources.max"
+                message = f"{lit(field + ' ')} + {value} + {lit(' ' + words.format(bound))}"
+                parts.append(
+                    f'({value} != "" && quantity({value}).{compare}(quantity({lit(bound)})) ? '
+                    f"[{_finding(name, field, rule, message)}] : [])"
+                )
+        order = (
+            f"{lit(limit_field + ' ')} + {limit} + {lit(' is below ' + request_field + ' ')} + {request}"
+            f" + {lit(' — raise the limit or lower the request')}"
+        )
+        ratio = resources.max_limit_request_ratio.get(resource) if resources.max_limit_request_ratio else None
+        otherwise = "[]"
+        if ratio is not None:
+            factor = float(ratio)
+            message = (
+                f"{lit(limit_field + ' ')} + {limit} + {lit(' / ' + request_field + ' ')} + {request}"
+                f" + {lit(f' exceeds maxLimitRequestRatio {ratio} — lower the limit or raise the request')}"
+            )
+            # As LimitRanger, in floating point: the quantity library has no multiplication.
+            as_float = "quantity({}).asApproximateFloat()"
+            above = f"{as_float.format(limit)} > {as_float.format(request)} * {factor!r}"
+            otherwise = f"{above} ? [{_finding(name, limit_field, 'resources.ratio', message)}] : []"
+        parts.append(
+            f'({request} != "" && {limit} != "" ? (quantity({limit}).isLessThan(quantity({request})) ? '
+            f"[{_finding(name, limit_field, 'resources.order', order)}] : {otherwise}) : [])"
+        )
+    return parts
+
+
+def _policy_findings(policy: ProductionPolicy, side: str) -> str:
+    parts = _container_findings(policy, side)
+    text = f"variables.{side}_cs.transformList(j, c, {' + '.join(parts)}).flatten()" if parts else "[]"
+    wanted = policy.spec.resources.min_qos_class
+    if wanted is not None and wanted != "BestEffort":
+        qos = f"variables.{side}_qos"
+        below = f'{qos} != "Guaranteed"' if wanted == "Guaranteed" else f'{qos} == "BestEffort"'
+        remedy = (
+            "set cpu and memory limits on every container, with requests equal to limits"
+            if wanted == "Guaranteed"
+            else "set resources.requests on the containers"
+        )
+        message = f'"pod: QoS class " + {qos} + {lit(f" is below minQoSClass {wanted} — {remedy}")}'
+        text += f' + ({qos} != "" && {below} ? [{{"k": "|qosClass|qos.min", "m": {message}}}] : [])'
+    return text
+
+
+def has_rules(policy: ProductionPolicy) -> bool:
+    """Whether a policy has anything admission can refuse or warn about."""
+    probes = policy.spec.probes
+    resources = policy.spec.resources
+    return (
+        any(getattr(probes, kind).required for kind in PROBE_KINDS)
+        or has_container_rules(resources)
+        or resources.min_qos_class not in (None, "BestEffort")
+    )
+
+
+def validating_variables(
+    policies: Sequence[ProductionPolicy], defaults: Defaults, judged: Sequence[int]
+) -> list[dict[str, str]]:
+    """The variables both validating policies share; ``judged``: indexes of the Enforce/Warn policies
+    with rules, in precedence order."""
+    variables = [
+        {"name": "kind", "expression": "request.kind.kind"},
+        {"name": "ns", "expression": "namespaceObject.metadata.name"},
+        {"name": "nsLabels", "expression": "namespaceObject.metadata.?labels.orValue({})"},
+        {"name": "template", "expression": _template("object")},
+        {"name": "new", "expression": "variables.template.spec"},
+        {"name": "old", "expression": f"oldObject == null ? null : ({_template('oldObject')}).spec"},
+        {"name": "podLabels", "expression": "variables.template.metadata.?labels.orValue({})"},
+    ]
+    givers = {i for entries in defaults.probes.values() for i, _ in entries} | {
+        i for entries in (*defaults.requests.values(), *defaults.limits.values()) for i, _ in entries
+    }
+    variables += [
+        {
+            "name": f"m{i}",
+            "expression": policy_match(
+                policies[i], "variables.ns", "variables.nsLabels", "variables.podLabels"
+            ),
+        }
+        for i in sorted(givers | set(judged))
+    ]
+    variables += default_variables(defaults)
+    required = {
+        kind for i in judged for kind in PROBE_KINDS if getattr(policies[i].spec.probes, kind).required
+    }
+    qos = any(policies[i].spec.resources.min_qos_class not in (None, "BestEffort") for i in judged)
+    for side in ("new", "old"):
+        variables += _spec_variables(side, defaults, required, qos)
+    for i in judged:
+        variables += [
+            {"name": f"n{i}", "expression": f"variables.m{i} ? {_policy_findings(policies[i], 'new')} : []"},
+            {
+                "name": f"o{i}",
+                "expression": f"variables.m{i} && variables.old != null ? "
+                f"({_policy_findings(policies[i], 'old')}).map(v, v.k) : []",
+            },
+            {"name": f"v{i}", "expression": f"variables.n{i}.filter(v, !(v.k in variables.o{i}))"},
+        ]
+    enforce = [i for i in judged if policies[i].spec.enforcement == "Enforce"]
+    warn = [i for i in judged if policies[i].spec.enforcement == "Warn"]
+    groups = []
+    for mode, indexes in (("Enforce", enforce), ("Warn", warn)):
+        for i in indexes:
+            head = lit(f'production policy "{policies[i].name}" ({mode}): ')
+            groups.append(
+                f'size(variables.v{i}) == 0 ? [] : [{head} + variables.v{i}.map(v, v.m).join("; ")]'
+            )
+    warnings = []
+    for i in warn:
+        head = lit(f'production policy "{policies[i].name}" (Warn): ')
+        warnings.append(f"variables.v{i}.map(v, {head} + v.m)")
+    variables += [
+        {"name": "enforced", "expression": " + ".join(f"size(variables.v{i})" for i in enforce) or "0"},
+        {
+            "name": "message",
+            "expression": "(" + " + ".join(f"({g})" for g in groups) + ').join(". ")' if groups else '""',
+        },
+        {
+            "name": "warned",
+            "expression": (
+                "(" + " + ".join(warnings) + f").map(w, size(w) <= {MAX_WARNING} ? w : "
+                f'w.substring(0, {MAX_WARNING - 1}) + "…")'
+            )
+            if warnings
+            else "[]",
+        },
+    ]
+    return variables
+
+
+def validating_policies(
+    names: tuple[str, str],
+    policies: Sequence[ProductionPolicy],
+    defaults: Defaults,
+    failure_policy: str,
+    labels: dict[str, str],
+) -> list[dict[str, Any]]:
+    """The Enforce and the Warn ValidatingAdmissionPolicy (named ``names``) for ``policies``."""
+    judged = [i for i, p in enumerate(policies) if p.spec.enforcement != "Audit" and has_rules(p)]
+    variables = validating_variables(policies, defaults, judged)
+    message = (
+        f"size(variables.message) <= {MAX_MESSAGE} ? string(variables.message) : "
+        f'string(variables.message).substring(0, {MAX_MESSAGE - 1}) + "…"'
+    )
+    enforce_validations = [
+        {
+            "expression": "variables.enforced == 0",
+            "messageExpression": message,
+            "message": "refused by production policies (the message could not be built)",
+            "reason": "Forbidden",
+        }
+    ]
+    warn_validations = [
+        {
+            "expression": f"variables.enforced > 0 || size(variables.warned) <= {j}",
+            "messageExpression": f"string(variables.warned[{j}])",
+            "message": "a production policy warns",
+        }
+        for j in range(MAX_WARNINGS)
+    ]
+    return [
+        _vap(names[0], variables, enforce_validations, failure_policy, labels),
+        _vap(names[1], variables, warn_validations, failure_policy, labels),
+    ]
+
+
+def _vap(
+    name: str,
+    variables: list[dict[str, str]],
+    validations: list[dict[str, str]],
+    failure_policy: str,
+    labels: dict[str, str],
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": name, "labels": dict(labels)},
+        "spec": {
+            "failurePolicy": failure_policy,
+            "matchConstraints": {
+                "resourceRules": [
+                    {
+                        "apiGroups": [""],
+                        "apiVersions": ["v1"],
+                        "operations": ["CREATE"],
+                        "resources": ["pods"],
+                        "scope": "Namespaced",
+                    },
+                    *WORKLOAD_RULES,
+                ]
+            },
+            "matchConditions": [{"name": "not-controlled-by-a-workload", "expression": NOT_CONTROLLED}],
+            "variables": variables,
+            "validations": validations,
+        },
+    }

@@ -1,0 +1,192 @@
+"""Talking to the API server the way the parity tests need: raw requests that keep the Warning headers,
+server-side apply of the compiled admission policies, and knowing when the API server runs them."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from production_policy.engine.apiserver import DEFAULTS_NAME, WARN_NAME
+
+FIELD_MANAGER = "production-policy"
+MARKER_ANNOTATION = "parity.test/generation"
+MARKER_WARNING = "parity-generation "
+_WARNING = re.compile(r'^\d{3} \S+ "(?P<text>(?:[^"\\]|\\.)*)"')
+
+
+@dataclass
+class Answer:
+    """What the API server answered: the HTTP status, the object (or Status) and the warnings."""
+
+    status: int
+    body: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def message(self) -> str:
+        return str(self.body.get("message", ""))
+
+
+def _warnings(headers: Any) -> list[str]:
+    raw = headers.getlist("Warning") if hasattr(headers, "getlist") else []
+    texts = []
+    for value in raw:
+        value = value.encode("latin-1").decode("utf-8", errors="replace")  # http.client decodes as latin-1
+        match = _WARNING.match(value)
+        texts.append(re.sub(r"\\(.)", r"\1", match["text"]) if match else value)
+    return texts
+
+
+def call(api: client.ApiClient, method: str, path: str, body: Any = None, **query: str) -> Answer:
+    """One request; the answer whatever its status (an error is an answer too)."""
+    content_type = "application/apply-patch+yaml" if method == "PATCH" else "application/json"
+    try:
+        response = api.call_api(
+            path,
+            method,
+            query_params=list(query.items()),
+            header_params={"Content-Type": content_type, "Accept": "application/json"},
+            body=body,
+            auth_settings=["BearerToken"],
+            _preload_content=False,
+            _return_http_data_only=False,
+        )
+    except ApiException as exc:
+        return Answer(exc.status, json.loads(exc.body or "{}"), _warnings(exc.headers))
+    return Answer(response.status, json.loads(response.data or b"{}"), _warnings(response.headers))
+
+
+def object_path(obj: dict[str, Any], namespace: str | None = None, name: str | None = None) -> str:
+    """The REST path of an object's collection (or of the object, with ``name``)."""
+    group, _, version = obj["apiVersion"].rpartition("/")
+    kind = obj["kind"].lower()
+    plural = kind[:-1] + "ies" if kind.endswith("policy") else kind + "s"
+    base = f"/apis/{group}/{version}" if group else f"/api/{version}"
+    if namespace:
+        base += f"/namespaces/{namespace}"
+    path = f"{base}/{plural}"
+    return f"{path}/{name}" if name else path
+
+
+def dry_run_create(api: client.ApiClient, namespace: str, obj: dict[str, Any]) -> Answer:
+    """A server-side dry-run create: the full admission chain runs, nothing is stored."""
+    return call(api, "POST", object_path(obj, namespace), obj, dryRun="All")
+
+
+def apply(api: client.ApiClient, obj: dict[str, Any]) -> Answer:
+    """Server-side apply (field manager ``production-policy``, forced) of a cluster-scoped object."""
+    answer = call(
+        api,
+        "PATCH",
+        object_path(obj, name=obj["metadata"]["name"]),
+        obj,
+        fieldManager=FIELD_MANAGER,
+        force="true",
+    )
+    if answer.status >= 400:
+        raise AssertionError(
+            f"apply {obj['kind']}/{obj['metadata']['name']}: {answer.status} {answer.message}"
+        )
+    return answer
+
+
+def with_markers(objects: list[dict[str, Any]], generation: str) -> list[dict[str, Any]]:
+    """The compiled objects plus a tell-tale of this generation: the MAP annotates every pod with it,
+    the Warn VAP warns it on every request. A harness addition, not part of what is compared."""
+    marked = json.loads(json.dumps(objects))
+    for obj in marked:
+        name = obj["metadata"]["name"]
+        if obj["kind"] == "MutatingAdmissionPolicy" and name == DEFAULTS_NAME:
+            key = MARKER_ANNOTATION.replace("/", "~1")
+            obj["spec"]["mutations"].append(
+                {
+                    "patchType": "JSONPatch",
+                    "jsonPatch": {
+                        "expression": "has(object.metadata.annotations) ? "
+                        f'[JSONPatch{{op: "add", path: "/metadata/annotations/{key}", '
+                        f'value: "{generation}"}}] : '
+                        f'[JSONPatch{{op: "add", path: "/metadata/annotations", '
+                        f'value: {{"{MARKER_ANNOTATION}": "{generation}"}}}}]'
+                    },
+                }
+            )
+        if obj["kind"] == "ValidatingAdmissionPolicy" and name == WARN_NAME:
+            obj["spec"]["validations"].append({"expression": "false", "message": MARKER_WARNING + generation})
+    return marked
+
+
+def sentinels(generation_namespace: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A Pod only the MAP sees (a fake controller owner keeps the VAPs away) and a Deployment only the
+    VAPs see: their answers tell which generation of the compiled objects the API server runs."""
+    owned = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "sentinel",
+            "ownerReferences": [
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "ReplicaSet",
+                    "name": "x",
+                    "uid": str(uuid.uuid4()),
+                    "controller": True,
+                }
+            ],
+        },
+        "spec": {"containers": [{"name": "s", "image": "example/sentinel:1"}]},
+    }
+    workload = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "sentinel"},
+        "spec": {
+            "selector": {"matchLabels": {"parity": "sentinel"}},
+            "template": {
+                "metadata": {"labels": {"parity": "sentinel"}},
+                "spec": {"containers": [{"name": "s", "image": "example/sentinel:1"}]},
+            },
+        },
+    }
+    return owned, workload
+
+
+def install(
+    api: client.ApiClient, objects: list[dict[str, Any]], namespace: str, timeout: float = 30.0
+) -> float:
+    """Apply the compiled objects (marked) and wait until the API server runs them; the seconds that took."""
+    generation = uuid.uuid4().hex[:12]
+    started = time.monotonic()
+    for obj in with_markers(objects, generation):
+        apply(api, obj)
+    pod, workload = sentinels(namespace)
+    last = ""
+    while time.monotonic() - started < timeout:
+        mutated = dry_run_create(api, namespace, pod)
+        seen_map = (
+            mutated.body.get("metadata", {}).get("annotations", {}).get(MARKER_ANNOTATION) == generation
+        )
+        validated = dry_run_create(api, namespace, workload)
+        seen_vap = any(w.endswith(MARKER_WARNING + generation) for w in validated.warnings)
+        if seen_map and seen_vap:
+            return time.monotonic() - started
+        last = f"MAP seen: {seen_map}, VAP seen: {seen_vap}; {mutated.message} / {validated.warnings}"
+        time.sleep(0.05)
+    raise AssertionError(f"the API server did not run the compiled policies within {timeout}s: {last}")
+
+
+def without_markers(answer: Answer) -> Answer:
+    """The answer with the harness's tell-tales taken out."""
+    annotations = answer.body.get("metadata", {}).get("annotations")
+    if isinstance(annotations, dict):
+        annotations.pop(MARKER_ANNOTATION, None)
+        if not annotations:
+            del answer.body["metadata"]["annotations"]
+    answer.warnings = [w for w in answer.warnings if MARKER_WARNING not in w]
+    return answer

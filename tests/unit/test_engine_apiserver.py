@@ -1,0 +1,199 @@
+"""The compiler to in-apiserver admission policies: names, shape, selectors, determinism, what it leaves out.
+
+What the compiled CEL does is proven against the real API server by tests/e2e/test_apiserver_parity.py;
+these tests pin the plumbing around it.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+
+from production_policy.admission.configuration import WebhookSettings, namespace_selector
+from production_policy.api.base import LabelSelector
+from production_policy.engine.apiserver import (
+    AUDIT_NOTE,
+    DEFAULTS_NAME,
+    ENFORCE_NAME,
+    QOS_NOTE,
+    WARN_NAME,
+    InstallSettings,
+    compile_policies,
+    not_compiled,
+)
+from production_policy.engine.apiserver.cel import lit, policy_match, selector
+from tests.unit.engine_support import TCP_AUTO, policy
+
+SETTINGS = InstallSettings("production-policy", ("legacy",), labels={"app.kubernetes.io/name": "pp"})
+POLICIES = [
+    policy("web", priority=10, probes={"readiness": {"required": True, "default": TCP_AUTO}}),
+    policy("warn", enforcement="Warn", resources={"max": {"memory": "8Gi"}}),
+    policy(
+        "audit",
+        enforcement="Audit",
+        resources={"defaultRequest": {"cpu": "100m"}, "minQoSClass": "Burstable"},
+    ),
+]
+
+
+def _objects(policies: list = POLICIES, settings: InstallSettings = SETTINGS) -> list[dict]:
+    return compile_policies(policies, settings).objects
+
+
+def test_fixed_names_kinds_and_order() -> None:
+    objects = _objects()
+    assert [(o["kind"], o["metadata"]["name"]) for o in objects] == [
+        ("MutatingAdmissionPolicy", DEFAULTS_NAME),
+        ("MutatingAdmissionPolicyBinding", DEFAULTS_NAME),
+        ("ValidatingAdmissionPolicy", ENFORCE_NAME),
+        ("ValidatingAdmissionPolicyBinding", ENFORCE_NAME),
+        ("ValidatingAdmissionPolicy", WARN_NAME),
+        ("ValidatingAdmissionPolicyBinding", WARN_NAME),
+    ]
+    assert {o["apiVersion"] for o in objects} == {"admissionregistration.k8s.io/v1"}
+    assert all(o["metadata"]["labels"] == {"app.kubernetes.io/name": "pp"} for o in objects)
+    bindings = objects[1::2]
+    assert [b["spec"]["policyName"] for b in bindings] == [DEFAULTS_NAME, ENFORCE_NAME, WARN_NAME]
+    assert [b["spec"].get("validationActions") for b in bindings] == [None, ["Deny"], ["Warn"]]
+
+
+def test_the_map_runs_on_pod_create_fails_open_and_is_reinvoked() -> None:
+    spec = _objects()[0]["spec"]
+    assert spec["failurePolicy"] == "Ignore" and spec["reinvocationPolicy"] == "IfNeeded"
+    assert spec["matchConstraints"]["resourceRules"] == [
+        {
+            "apiGroups": [""],
+            "apiVersions": ["v1"],
+            "operations": ["CREATE"],
+            "resources": ["pods"],
+            "scope": "Namespaced",
+        }
+    ]
+    assert [m["patchType"] for m in spec["mutations"]] == [
+        "JSONPatch"
+    ]  # one mutation: requests and limits together
+
+
+def test_the_vaps_cover_pods_and_every_workload_kind_and_follow_the_failure_policy() -> None:
+    for settings, failure in (
+        (SETTINGS, "Fail"),
+        (InstallSettings("pp", validating_failure_policy="Ignore"), "Ignore"),
+    ):
+        for vap in _objects(settings=settings)[2::2]:
+            rules = vap["spec"]["matchConstraints"]["resourceRules"]
+            assert {r for rule in rules for r in rule["resources"]} == {
+                "pods",
+                "deployments",
+                "statefulsets",
+                "daemonsets",
+                "replicasets",
+                "jobs",
+                "cronjobs",
+            }
+            assert rules[0]["operations"] == ["CREATE"]  # pods: their owner's template was judged on UPDATE
+            assert all(rule["operations"] == ["CREATE", "UPDATE"] for rule in rules[1:])
+            assert vap["spec"]["failurePolicy"] == failure
+
+
+def test_bindings_leave_out_the_namespaces_the_webhooks_never_see() -> None:
+    webhook = namespace_selector(WebhookSettings("production-policy", ("legacy",)))
+    for binding in _objects()[1::2]:
+        assert binding["spec"]["matchResources"]["namespaceSelector"] == webhook
+    never = webhook["matchExpressions"][0]["values"]
+    assert never == ["kube-node-lease", "kube-public", "kube-system", "legacy", "production-policy"]
+    assert webhook["matchExpressions"][1] == {
+        "key": "productionpolicy.dev/ignore",
+        "operator": "NotIn",
+        "values": ["true"],
+    }
+
+
+def test_output_is_deterministic_whatever_the_order_of_the_policies() -> None:
+    reference = json.dumps(_objects(), sort_keys=False)
+    for seed in range(5):
+        shuffled = list(POLICIES)
+        random.Random(seed).shuffle(shuffled)
+        assert json.dumps(_objects(shuffled), sort_keys=False) == reference
+
+
+def test_a_policy_edit_changes_the_compiled_objects() -> None:
+    edited = [
+        policy(
+            "web",
+            priority=10,
+            probes={"readiness": {"required": True, "default": {"tcpSocket": {"port": 81}}}},
+        ),
+        *POLICIES[1:],
+    ]
+    assert _objects(edited)[0] != _objects()[0]
+    assert _objects(edited)[2:] != _objects()[2:]  # the VAPs simulate the defaults on templates
+
+
+def test_no_policy_still_gives_every_object() -> None:
+    objects = _objects([])
+    assert len(objects) == 6
+    enforce, warn = objects[2], objects[4]
+    assert enforce["spec"]["validations"][0]["expression"] == "variables.enforced == 0"
+    assert {v["name"]: v["expression"] for v in enforce["spec"]["variables"]}["enforced"] == "0"
+    assert {v["name"]: v["expression"] for v in warn["spec"]["variables"]}["warned"] == "[]"
+
+
+def test_audit_policies_give_defaults_but_no_rules() -> None:
+    objects = _objects()
+    mutating = {v["name"]: v["expression"] for v in objects[0]["spec"]["variables"]}
+    # The audit policy's default request is injected, as the webhook does.
+    assert mutating["dreq_cpu"] == 'variables.m1 ? "100m" : ""'
+    variables = {v["name"] for v in objects[2]["spec"]["variables"]}
+    # precedence: web (priority 10), then audit, warn by name: indexes 0, 1, 2
+    assert {"n0", "n2"} <= variables and "n1" not in variables
+
+
+def test_the_warn_vap_has_one_validation_per_warning_and_stays_silent_on_denials() -> None:
+    validations = _objects()[4]["spec"]["validations"]
+    assert len(validations) == 16
+    assert validations[3] == {
+        "expression": "variables.enforced > 0 || size(variables.warned) <= 3",
+        "messageExpression": "string(variables.warned[3])",
+        "message": "a production policy warns",
+    }
+
+
+def test_what_is_not_compiled_is_reported_per_policy() -> None:
+    assert compile_policies(POLICIES, SETTINGS).not_compiled == {"web": [], "audit": [AUDIT_NOTE], "warn": []}
+    assert not_compiled(policy(resources={"minQoSClass": "Guaranteed"})) == [QOS_NOTE]
+    assert not_compiled(policy(resources={"minQoSClass": "BestEffort"})) == []
+    assert not_compiled(policy(enforcement="Audit", resources={"defaultRequest": {"cpu": "1"}})) == []
+
+
+def test_label_selectors_compile_to_kubernetes_semantics() -> None:
+    sel = LabelSelector.model_validate(
+        {
+            "matchLabels": {"env": "prod"},
+            "matchExpressions": [
+                {"key": "tier", "operator": "In", "values": ["web", "api"]},
+                {"key": "team", "operator": "NotIn", "values": ["x"]},
+                {"key": "owner", "operator": "Exists"},
+                {"key": "legacy", "operator": "DoesNotExist"},
+            ],
+        }
+    )
+    assert selector(sel, "L") == (
+        '(L[?"env"] == optional.of("prod")) && (("tier" in L && L["tier"] in ["web", "api"])) && '
+        '(!("team" in L && L["team"] in ["x"])) && ("owner" in L) && (!("legacy" in L))'
+    )
+    assert selector(LabelSelector(), "L") == "true"
+
+
+def test_match_and_exclude() -> None:
+    both = policy(
+        match={"namespaces": ["shop"], "podSelector": {"matchLabels": {"a": "b"}}},
+        exclude={"namespaces": ["x"]},
+    )
+    assert policy_match(both, "NS", "NL", "PL") == (
+        '((NS in ["shop"]) && ((PL[?"a"] == optional.of("b")))) && !((NS in ["x"]))'
+    )
+    assert policy_match(policy(), "NS", "NL", "PL") == "true"
+
+
+def test_string_literals_are_escaped() -> None:
+    assert lit('a"b\\c\n—') == '"a\\"b\\\\c\\n—"'
