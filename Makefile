@@ -54,11 +54,11 @@ fmt: $(STAMP)  ## format the code and apply ruff's safe fixes
 	$(BIN)/ruff format $(SOURCES)
 	$(BIN)/ruff check --fix $(SOURCES)
 
-lint: $(STAMP)  ## ruff (rules and format) and mypy (strict)
+lint: $(STAMP)  ## ruff (rules and format) and mypy (strict, tests included)
 	$(BIN)/ruff check $(SOURCES)
 	$(BIN)/ruff format --check $(SOURCES)
 	$(BIN)/mypy
-	$(BIN)/mypy -p bench -p devtools
+	$(BIN)/mypy -p bench -p devtools -p tests
 
 unit: $(STAMP)  ## the fast inner loop: no cluster needed
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)

@@ -4,6 +4,7 @@ applies our JSON patches, and kube-controller-manager turns Deployments into pod
 
 from __future__ import annotations
 
+import functools
 import json
 import signal
 import time
@@ -14,7 +15,7 @@ import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from tests.conftest import EXCLUDED_NAMESPACE, OPERATOR_NAMESPACE, Cluster, DevOperator
+from tests.support.cluster import EXCLUDED_NAMESPACE, OPERATOR_NAMESPACE, Cluster, DevOperator
 from tests.support.kube import deployment, kubectl, ready_pods, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -228,7 +229,7 @@ def test_legacy_workloads_ratchet(
 
     def rolled() -> bool:
         status = cluster.apps.read_namespaced_deployment("legacy", namespace).status
-        return status.updated_replicas == 3 and status.ready_replicas == 3 and status.replicas == 3
+        return (status.updated_replicas, status.ready_replicas, status.replicas) == (3, 3, 3)
 
     wait_for(rolled, 90, what="the legacy Deployment to roll out")
 
@@ -244,7 +245,7 @@ def test_exempt_namespaces_are_untouched(
     for exempt in ("kube-system", OPERATOR_NAMESPACE, EXCLUDED_NAMESPACE, namespace):
         name = f"exempt-{int(time.time() * 1000)}"
         pod = wait_for(
-            lambda ns=exempt, n=name: _create_or_none(cluster, ns, _pod(n, portless)),
+            functools.partial(_create_or_none, cluster, exempt, _pod(name, portless)),
             20,
             what=f"a pod in {exempt}",
         )

@@ -14,7 +14,7 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import DevOperator
+from tests.support.cluster import DevOperator
 
 pytestmark = [
     pytest.mark.e2e,

@@ -33,8 +33,8 @@ from kubernetes.client.rest import ApiException
 from devtools.devcluster.controlplane import free_port
 from devtools.devcluster.processes import stop_process
 from production_policy.admission import configuration, registration
-from tests.conftest import Cluster
 from tests.support import rbac
+from tests.support.cluster import Cluster
 from tests.support.helm import CHART, Helm, documents, is_hook, kubectl, one
 from tests.support.identity import (
     ServiceAccountRef,

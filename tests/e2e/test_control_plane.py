@@ -16,7 +16,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from tests.conftest import Cluster
+from tests.support.cluster import Cluster
 from tests.support.kube import deployment, ready_pods, replica_sets_of, wait_for
 from tests.support.webhook_stub import DENY_LABEL, serve_stub
 

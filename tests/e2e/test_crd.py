@@ -10,8 +10,9 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from tests.conftest import Cluster
+from tests.support.cluster import Cluster
 from tests.support.kube import kubectl, wait_for
+from tests.support.paths import REPO
 
 pytestmark = pytest.mark.e2e
 
@@ -86,8 +87,6 @@ def test_the_api_server_refuses_invalid_policies_naming_the_field(
 
 def test_a_valid_example_policy_is_accepted(cluster: Cluster, crd: dict[str, Any]) -> None:
     import yaml
-
-    from tests.conftest import REPO
 
     for path in sorted((REPO / "examples" / "policies").glob("*.yaml")):
         for document in yaml.safe_load_all(path.read_text()):

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from kubernetes.client.rest import ApiException
 
-from tests.conftest import REPO, Cluster
+from tests.support.cluster import Cluster
+from tests.support.paths import REPO
 
 pytestmark = pytest.mark.e2e
 

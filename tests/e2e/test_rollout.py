@@ -10,6 +10,7 @@ controller's whole log and every Event of the cluster.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
 import subprocess
@@ -27,8 +28,8 @@ from kubernetes.client.rest import ApiException
 
 from devtools.devcluster.controlplane import free_port
 from devtools.devcluster.processes import stop_process
-from tests.conftest import Cluster
 from tests.support import metrics
+from tests.support.cluster import Cluster
 from tests.support.kube import deployment, pod_ready, replica_sets_of, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -672,7 +673,7 @@ def test_paused_deployments_and_on_delete_strategies_are_reported_not_fought(
     patch_config_map(cluster, ns, "app", {"data": {"key": "2"}})
     for kind, name in (("Deployment", "paused"), ("StatefulSet", "ondelete")):
         [event] = wait_for(
-            lambda n=name: events(cluster, ns, n, "ConfigRolloutBlocked"),
+            functools.partial(events, cluster, ns, name, "ConfigRolloutBlocked"),
             30,
             what=f"a ConfigRolloutBlocked Event on {name}",
         )

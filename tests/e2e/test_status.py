@@ -14,7 +14,7 @@ import pytest
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
-from tests.conftest import Cluster, DevOperator
+from tests.support.cluster import Cluster, DevOperator
 from tests.support.kube import deployment, kubectl, wait_for
 
 pytestmark = pytest.mark.e2e

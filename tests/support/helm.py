@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.paths import REPO
+
 CHART = REPO / "charts" / "production-policy"
 # helm template without a cluster assumes this Kubernetes version (the chart needs >= 1.29).
 KUBE_VERSION = "1.34.0"

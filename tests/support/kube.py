@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from kubernetes import client
 from kubernetes.client.rest import ApiException
@@ -13,16 +13,26 @@ from kubernetes.client.rest import ApiException
 T = TypeVar("T")
 
 
-def wait_for(condition: Callable[[], T], timeout: float = 60.0, interval: float = 0.25, what: str = "") -> T:
-    """Poll until ``condition()`` is truthy and return it; fail the test with ``what`` on timeout."""
+def wait_for(
+    condition: Callable[[], T | Literal[False] | None],
+    timeout: float = 60.0,
+    interval: float = 0.25,
+    what: str = "",
+) -> T:
+    """Poll until ``condition()`` is truthy and return it; fail the test with ``what`` on timeout.
+
+    ``condition`` says "not yet" with any falsy value (``None``, ``False``, an empty list), so
+    ``lambda: (r := read()).ready and r`` waits for ``r``.
+    """
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
+    result: T | Literal[False] | None
     while time.monotonic() < deadline:
         try:
             result = condition()
         except ApiException as exc:  # an object not created yet reads as "not yet"
             last_error = exc
-            result = None  # type: ignore[assignment]
+            result = None
         if result:
             return result
         time.sleep(interval)

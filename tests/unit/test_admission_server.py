@@ -120,5 +120,6 @@ def test_allow_encodes_a_json_patch_and_trims_long_warnings() -> None:
 
 def test_uid_of_survives_any_shape() -> None:
     assert review.uid_of({"request": {"uid": "abc"}}) == "abc"
-    for shape in (None, [], "x", {"request": []}, {"request": {"uid": 5}}):
+    shapes: list[object] = [None, [], "x", {"request": []}, {"request": {"uid": 5}}]
+    for shape in shapes:
         assert review.uid_of(shape) == ""

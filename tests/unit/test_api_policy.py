@@ -8,7 +8,7 @@ import pytest
 
 from production_policy.api import PolicyError, parse_policy
 from production_policy.engine import validate_policy
-from tests.unit.engine_support import policy, policy_dict
+from tests.support.engine import policy, policy_dict
 
 DESIGN_EXAMPLE: dict[str, Any] = {
     "match": {

@@ -15,7 +15,7 @@ from production_policy.engine.audit import DEFAULTS_INJECTED, ready_condition
 from production_policy.engine.mutation import INJECTED_ANNOTATION
 from production_policy.processes.clusterview import ClusterView
 from production_policy.processes.options import ControllerOptions
-from tests.unit.engine_support import TCP_AUTO, container, deployment, policy_dict, resources
+from tests.support.engine import TCP_AUTO, container, deployment, policy_dict, resources
 
 NS = "shop"
 STRICT = {
@@ -62,7 +62,7 @@ class Clock:
 def make_auditor() -> tuple[Auditor, ClusterView, Clock]:
     view, clock = ClusterView(), Clock()
     auditor = Auditor(view, ControllerOptions(operator_namespace="pp", instance="test"), clock=clock)
-    auditor.api = object()  # type: ignore[assignment]
+    auditor.api = object()
     return auditor, view, clock
 
 

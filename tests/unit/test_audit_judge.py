@@ -5,7 +5,7 @@ from __future__ import annotations
 from production_policy.engine.audit import affected_namespaces, audit_subject, judge
 from production_policy.engine.audit.judge import ELLIPSIS, bounded, finding_message
 from production_policy.engine.rules import Violation
-from tests.unit.engine_support import TCP_AUTO, container, deployment, policy, resources
+from tests.support.engine import TCP_AUTO, container, deployment, policy, resources
 
 NS, LABELS = "shop", {"kubernetes.io/metadata.name": "shop"}
 READINESS = {"probes": {"readiness": {"required": True}}}
@@ -70,9 +70,9 @@ def test_a_status_only_change_affects_nothing() -> None:
 def test_a_change_affects_the_namespaces_matched_before_and_after() -> None:
     before = policy("p", match={"namespaces": ["a", "b"]}, **READINESS)
     after = policy("p", match={"namespaces": ["b", "c"]}, **CPU)
-    assert affected_namespaces(before, after) == {"a", "b", "c"}
-    assert affected_namespaces(None, after) == {"b", "c"}
-    assert affected_namespaces(before, None) == {"a", "b"}
+    assert affected_namespaces(before, after) == frozenset({"a", "b", "c"})
+    assert affected_namespaces(None, after) == frozenset({"b", "c"})
+    assert affected_namespaces(before, None) == frozenset({"a", "b"})
 
 
 def test_a_policy_over_every_namespace_affects_every_namespace() -> None:

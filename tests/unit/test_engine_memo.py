@@ -9,7 +9,7 @@ from typing import Any
 from production_policy.engine import evaluate_workload, memo, plan_mutation
 from production_policy.engine.merge import merge_defaults
 from production_policy.processes.clusterview import ClusterView
-from tests.unit.engine_support import container, pod, policy, policy_dict, resources
+from tests.support.engine import container, pod, policy, policy_dict, resources
 
 NAMESPACE, LABELS = "shop", {"kubernetes.io/metadata.name": "shop"}
 

@@ -10,7 +10,7 @@ import pytest
 from production_policy.api import ProductionPolicy
 from production_policy.engine import IGNORE_LABEL, INJECTED_ANNOTATION, plan_mutation
 from production_policy.engine.mutation import add_operations, escape_pointer
-from tests.unit.engine_support import TCP_AUTO, container, pod, policy, resources
+from tests.support.engine import TCP_AUTO, container, pod, policy, resources
 
 PROBES = policy(
     "probes",
@@ -72,7 +72,7 @@ NO_USABLE_PORTS: list[list[dict[str, Any]] | None] = [
 
 @pytest.mark.parametrize("ports", NO_USABLE_PORTS, ids=str)
 def test_no_usable_port_means_no_auto_probe(ports: list[dict[str, Any]] | None) -> None:
-    fields = {} if ports is None else {"ports": ports}
+    fields: dict[str, Any] = {} if ports is None else {"ports": ports}
     plan = plan_mutation(pod(container(port=None, **fields)), "ns", {}, [PROBES])
     assert plan.patch == [] and plan.injected == []
 
@@ -184,7 +184,7 @@ LIMIT_RANGE_CASES: list[tuple[dict[str, Any], dict[str, Any], dict[str, Any], li
 def test_resources_follow_limit_range_semantics(
     user: dict[str, Any], resource_spec: dict[str, Any], expected: dict[str, Any], injected: list[str]
 ) -> None:
-    fields = {"resources": user} if user else {}
+    fields: dict[str, Any] = {"resources": user} if user else {}
     mutated, entries = _mutated(pod(container(**fields)), _resources_policy(**resource_spec))
     assert mutated["spec"]["containers"][0].get("resources", {}) == expected
     assert entries == [f"app:resources.{entry}" for entry in injected]

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from production_policy.engine import SourceRef, key_digests, referenced_sources
-from tests.unit.engine_support import container
+from tests.support.engine import container
 
 KEY = b"per-install key"
 

@@ -10,7 +10,7 @@ import pytest
 from production_policy.api import ProductionPolicy
 from production_policy.engine import Verdict, Violation, evaluate_workload, pod_template
 from production_policy.engine.qos import pod_qos_class
-from tests.unit.engine_support import (
+from tests.support.engine import (
     TCP_AUTO,
     container,
     deployment,
@@ -146,7 +146,7 @@ def test_sidecars_need_probes_and_plain_init_containers_do_not() -> None:
 
 
 def _resource_findings(res: dict[str, Any] | None, **resource_spec: Any) -> list[tuple[str, str]]:
-    fields = {} if res is None else {"resources": res}
+    fields: dict[str, Any] = {} if res is None else {"resources": res}
     return [
         (field, message)
         for _, field, message in _found(pod(container(**fields)), policy(resources=resource_spec))
@@ -340,7 +340,7 @@ MIN_QOS_CASES: list[tuple[str, dict[str, Any] | None, str | None]] = [
 
 @pytest.mark.parametrize(("wanted", "res", "message"), MIN_QOS_CASES)
 def test_min_qos_class(wanted: str, res: dict[str, Any] | None, message: str | None) -> None:
-    fields = {} if res is None else {"resources": res}
+    fields: dict[str, Any] = {} if res is None else {"resources": res}
     found = _found(pod(container(**fields)), policy(resources={"minQoSClass": wanted}))
     assert found == ([("", "qosClass", message)] if message else [])
 

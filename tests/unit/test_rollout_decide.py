@@ -25,7 +25,7 @@ from production_policy.engine.rollout import (
     key_id,
 )
 from production_policy.engine.rollout.writes import format_time
-from tests.unit.rollout_support import facts, policy
+from tests.support.rollout import facts, policy
 
 KEY = b"secret hmac key of this install!"
 KID = key_id(KEY)
@@ -73,7 +73,7 @@ def baselined(data: dict[tuple[str, str], SourceData]) -> WorkloadFacts:
 
 
 def test_unmanaged_workloads_are_left_alone() -> None:
-    cases = [
+    cases: list[tuple[WorkloadFacts, dict[str, Any]]] = [
         (facts(references=REFS), {"policies": []}),
         (facts(references=REFS), {"policies": [policy(enabled=False, namespaces=["shop"])]}),
         (facts(references=REFS), {"policies": [policy(namespaces=["elsewhere"])]}),

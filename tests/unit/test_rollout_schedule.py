@@ -7,7 +7,7 @@ from dataclasses import replace
 from production_policy.engine.rollout import schedule as s
 from production_policy.engine.rollout.baseline import Missing, SourceChange
 from production_policy.engine.rollout.settings import RolloutSettings
-from tests.unit.rollout_support import facts
+from tests.support.rollout import facts
 
 SETTINGS = RolloutSettings(
     debounce_seconds=2,

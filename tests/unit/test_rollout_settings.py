@@ -10,7 +10,7 @@ from production_policy.engine.rollout.settings import (
     namespace_ignored,
     source_ignored,
 )
-from tests.unit.rollout_support import policy
+from tests.support.rollout import policy
 
 
 def test_no_enabled_policy_means_unmanaged() -> None:

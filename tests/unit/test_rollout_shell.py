@@ -14,7 +14,7 @@ from production_policy.processes.options import ControllerOptions
 from production_policy.rollout import sources
 from production_policy.rollout.sources import SourceCache, source_data
 from production_policy.rollout.store import WorkloadStore
-from tests.unit.rollout_support import facts
+from tests.support.rollout import facts
 
 KEY = b"k" * 32
 

@@ -1,0 +1,156 @@
+"""The cluster a test runs against and the operator processes it starts there.
+
+The fixtures that hand these out live in tests/conftest.py; this module holds what they are built from,
+so tests import it like any other helper.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+import subprocess
+import sys
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from devtools.devcluster.processes import stop_process
+from production_policy.api.crd import CRD_FILE
+from tests.support.kube import wait_for
+from tests.support.metrics import scrape
+from tests.support.paths import REPO
+
+OPERATOR_NAMESPACE = "production-policy"
+EXCLUDED_NAMESPACE = "legacy-excluded"
+
+
+def require_cluster() -> bool:
+    """Whether a cluster that cannot start is a failure rather than a skip (`make test` sets this)."""
+    return os.environ.get("PP_REQUIRE_CLUSTER") == "1"
+
+
+@dataclass
+class Cluster:
+    """What a test needs of a cluster: where it is and how to reach it."""
+
+    kind: str
+    kubeconfig: Path
+    api: client.ApiClient
+    plane: object | None = None  # the ControlPlane, for --cluster=local only
+
+    @property
+    def core(self) -> client.CoreV1Api:
+        return client.CoreV1Api(self.api)
+
+    @property
+    def apps(self) -> client.AppsV1Api:
+        return client.AppsV1Api(self.api)
+
+
+def apply_crd(cluster: Cluster) -> dict[str, Any]:
+    """Create or replace the generated ProductionPolicy CRD and wait until it is Established."""
+    manifest: dict[str, Any] = yaml.safe_load((REPO / CRD_FILE).read_text())
+    extensions = client.ApiextensionsV1Api(cluster.api)
+    try:
+        extensions.create_custom_resource_definition(manifest)
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+        current = extensions.read_custom_resource_definition(manifest["metadata"]["name"])
+        manifest["metadata"]["resourceVersion"] = current.metadata.resource_version
+        extensions.replace_custom_resource_definition(manifest["metadata"]["name"], manifest)
+
+    def established() -> bool:
+        status = extensions.read_custom_resource_definition(manifest["metadata"]["name"]).status
+        return any(c.type == "Established" and c.status == "True" for c in (status.conditions or []))
+
+    wait_for(established, 30, what="the CRD to be Established")
+    return manifest
+
+
+@dataclass
+class DevOperator:
+    """A running ``production-policy run --dev`` process."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+    metrics_port: int
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def metrics(self) -> dict[str, float]:
+        return scrape(self.metrics_port)
+
+
+def start_dev_operator(
+    cluster: Cluster, log_path: Path, extra_env: dict[str, str] | None = None
+) -> DevOperator:
+    """Start ``run --dev`` against the test cluster and wait until the API server uses its webhooks."""
+    from devtools.devcluster.controlplane import free_port
+
+    port, metrics_port = free_port(), free_port()
+    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig), **(extra_env or {})}
+    argv = [
+        sys.executable,
+        "-m",
+        "production_policy",
+        "run",
+        "--dev",
+        f"--port={port}",
+        f"--namespace={OPERATOR_NAMESPACE}",
+        f"--exclude-namespace={EXCLUDED_NAMESPACE}",
+        f"--metrics-port={metrics_port}",
+    ]
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+    operator = DevOperator(process, port, log_path, metrics_port)
+    admission = client.AdmissionregistrationV1Api(cluster.api)
+
+    def ready() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"run --dev exited with {process.returncode}:\n{operator.log()[-3000:]}")
+        names = {c.metadata.name for c in admission.list_validating_webhook_configuration().items}
+        return "production-policy" in names and _https_ok(f"{operator.url}/readyz")
+
+    wait_for(ready, 60, what="run --dev to serve and register its webhooks")
+    return operator
+
+
+def stop_dev_operator(operator: DevOperator) -> None:
+    stop_process(operator.process)
+
+
+def _https_ok(url: str) -> bool:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # only whether it answers; TLS itself is proven by the API server
+    try:
+        with urllib.request.urlopen(url, timeout=2, context=context) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def remove_webhook_configurations(cluster: Cluster) -> None:
+    """A killed operator leaves its configurations behind; later tests must not inherit them."""
+    admission = client.AdmissionregistrationV1Api(cluster.api)
+    for delete in (
+        admission.delete_mutating_webhook_configuration,
+        admission.delete_validating_webhook_configuration,
+    ):
+        try:
+            delete("production-policy")
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
