@@ -12,6 +12,7 @@ No webhook is registered while this runs: enforcement comes from the API server 
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,12 +25,20 @@ from production_policy.api import ProductionPolicy
 from production_policy.engine import INJECTED_ANNOTATION, Verdict, evaluate_workload, plan_mutation
 from production_policy.engine.apiserver import ENFORCE_NAME, WARN_NAME, InstallSettings, compile_policies
 from production_policy.engine.matching import IGNORE_LABEL
-from tests.conftest import EXCLUDED_NAMESPACE, OPERATOR_NAMESPACE, Cluster
 from tests.support.apiserver import Answer, call, dry_run_create, install, object_path, without_markers
+from tests.support.cluster import EXCLUDED_NAMESPACE, OPERATOR_NAMESPACE, Cluster
+from tests.support.engine import (
+    TCP_AUTO,
+    container,
+    deployment,
+    pod,
+    policy,
+    resources,
+    with_container_change,
+)
 from tests.support.kube import wait_for
 from tests.unit import test_engine_mutation as mutation
 from tests.unit import test_engine_validation as validation
-from tests.unit.engine_support import TCP_AUTO, container, deployment, pod, policy, resources
 
 pytestmark = pytest.mark.e2e
 log = logging.getLogger(__name__)
@@ -80,7 +89,7 @@ def _mutation_cases() -> Iterator[Case]:
     for i, ports in enumerate(mutation.NO_USABLE_PORTS):
         yield _pod_case(
             f"no-usable-port-{i}",
-            pod(container(port=None, **({} if ports is None else {"ports": ports}))),
+            pod(container(port=None) if ports is None else container(port=None, ports=ports)),
             probes,
         )
     named = policy(probes={"readiness": {"default": {"httpGet": {"port": "http"}}}})
@@ -105,7 +114,7 @@ def _mutation_cases() -> Iterator[Case]:
     for i, (user, spec, _, _) in enumerate(mutation.LIMIT_RANGE_CASES):
         yield _pod_case(
             f"limit-range-{i}",
-            pod(container(**({"resources": user} if user else {}))),
+            pod(container(resources=user) if user else container()),
             policy("res", resources=spec),
         )
     yield _pod_case(
@@ -260,11 +269,11 @@ def _ratchet_cases() -> Iterator[Case]:
     yield Case(
         "ratchet-same-rules-other-values",
         (strict,),
-        validation.with_container_change(legacy, resources=resources(limits={"memory": "8Gi"})),
+        with_container_change(legacy, resources=resources(limits={"memory": "8Gi"})),
         old=legacy,
     )
     fine = deployment(container(readinessProbe=TCP_AUTO, resources=resources(limits={"memory": "512Mi"})))
-    worse = validation.with_container_change(fine, resources=resources(limits={"memory": "2Gi"}))
+    worse = with_container_change(fine, resources=resources(limits={"memory": "2Gi"}))
     yield Case("ratchet-change-made-worse", (strict,), worse, old=fine)
     added = copy.deepcopy(worse)
     added["spec"]["template"]["spec"]["containers"].append(container("new"))
@@ -394,7 +403,9 @@ def namespaces(cluster: Cluster) -> Iterator[dict[str, dict[str, str]]]:
         labels_of[name] = cluster.core.read_namespace(name).metadata.labels or {}
     for name in NAMESPACES:
         wait_for(
-            lambda ns=name: cluster.core.read_namespaced_service_account("default", ns), 30, what="default SA"
+            functools.partial(cluster.core.read_namespaced_service_account, "default", name),
+            30,
+            what="default SA",
         )
     yield labels_of
     install(cluster.api, compile_policies([], SETTINGS).objects, SHOP)
@@ -450,6 +461,7 @@ def test_the_api_server_decides_as_the_webhook_path(
             plain = dry_run_create(cluster.api, PLAIN, obj)
             actual = without_markers(dry_run_create(cluster.api, case.namespace, obj))
         else:
+            assert old is not None
             name = obj["metadata"]["name"]
             plain = call(
                 cluster.api, "PUT", object_path(obj, PLAIN, name), _update(stored[PLAIN], obj), dryRun="All"

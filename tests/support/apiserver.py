@@ -100,7 +100,7 @@ def apply(api: client.ApiClient, obj: dict[str, Any]) -> Answer:
 def with_markers(objects: list[dict[str, Any]], generation: str) -> list[dict[str, Any]]:
     """The compiled objects plus a tell-tale of this generation: the MAP annotates every pod with it,
     the Warn VAP warns it on every request. A harness addition, not part of what is compared."""
-    marked = json.loads(json.dumps(objects))
+    marked: list[dict[str, Any]] = json.loads(json.dumps(objects))
     for obj in marked:
         name = obj["metadata"]["name"]
         if obj["kind"] == "MutatingAdmissionPolicy" and name == DEFAULTS_NAME:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import random
+from typing import Any
 
 from production_policy.admission.configuration import WebhookSettings, namespace_selector
+from production_policy.api import ProductionPolicy
 from production_policy.api.base import LabelSelector
 from production_policy.engine.apiserver import (
     AUDIT_NOTE,
@@ -22,7 +24,7 @@ from production_policy.engine.apiserver import (
     not_compiled,
 )
 from production_policy.engine.apiserver.cel import lit, policy_match, selector
-from tests.unit.engine_support import TCP_AUTO, policy
+from tests.support.engine import TCP_AUTO, policy
 
 SETTINGS = InstallSettings("production-policy", ("legacy",), labels={"app.kubernetes.io/name": "pp"})
 POLICIES = [
@@ -36,7 +38,9 @@ POLICIES = [
 ]
 
 
-def _objects(policies: list = POLICIES, settings: InstallSettings = SETTINGS) -> list[dict]:
+def _objects(
+    policies: list[ProductionPolicy] = POLICIES, settings: InstallSettings = SETTINGS
+) -> list[dict[str, Any]]:
     return compile_policies(policies, settings).objects
 
 
