@@ -60,15 +60,16 @@ lint: $(STAMP)  ## ruff (rules and format) and mypy (strict, tests included)
 	$(BIN)/mypy
 	$(BIN)/mypy -p bench -p devtools -p tests
 
-unit: $(STAMP)  ## the fast inner loop: no cluster needed
-	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+unit: $(STAMP)  ## the fast inner loop: unit tests without the slow ones, properties at 50 examples
+	$(BIN)/pytest tests/unit -m "not slow" $(PYTEST_ARGS)
 
 e2e: cluster-bins  ## the end-to-end tests on the local control plane
 	PP_REQUIRE_CLUSTER=1 $(BIN)/pytest tests/e2e $(PYTEST_ARGS)
 
 # A run that collects no test exits 5 and fails the build, as it should.
-test: lint cluster-bins  ## everything CI runs: lint, unit and e2e tests on the local control plane
-	PP_REQUIRE_CLUSTER=1 $(BIN)/pytest tests --cov=production_policy --cov-report=term $(PYTEST_ARGS)
+test: lint cluster-bins  ## everything CI runs: lint, all unit tests (slow ones, 500 examples) and e2e
+	PP_REQUIRE_CLUSTER=1 $(BIN)/pytest tests --hypothesis-profile=thorough --cov=production_policy \
+		--cov-report=term $(PYTEST_ARGS)
 
 bench: cluster-bins  ## benchmarks into bench/results (SCENARIOS=admission_e2e,webhook,rollout,memory,reloader)
 	$(BIN)/python -m bench.run --scenarios $(SCENARIOS)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 from kubernetes import client, config
 
 from tests.support.cluster import (
@@ -25,6 +26,13 @@ from tests.support.cluster import (
     stop_dev_operator,
 )
 from tests.support.kube import wait_for
+
+# How hard the properties look. `quick` (the default, and `make unit`) tries 50 examples of each,
+# `thorough` (`make test`: --hypothesis-profile=thorough) 500. No deadline in either: on a shared
+# 2-core machine a slow example is the machine, not the code.
+settings.register_profile("quick", max_examples=50, deadline=None)
+settings.register_profile("thorough", max_examples=500, deadline=None)
+settings.load_profile("quick")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

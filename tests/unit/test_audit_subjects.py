@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import given
 
 from production_policy.api import ProductionPolicy
 from production_policy.api.status import MESSAGE_MAX
@@ -123,7 +123,6 @@ def _as_deployment(pod_obj: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@settings(max_examples=300, deadline=None)
 @given(strategies.pods, strategies.policies)
 def test_judging_what_is_kept_finds_what_admission_finds(
     pod_obj: dict[str, Any], policies: list[ProductionPolicy]

@@ -185,6 +185,7 @@ def test_build_context_is_only_what_the_image_needs() -> None:
         assert not in_build_context(excluded), excluded
 
 
+@pytest.mark.slow  # a pip install of the locked dependencies into a fresh venv: about 90 s
 def test_the_build_stage_installs_a_working_cli(tmp_path: Path) -> None:
     build, _ = stages(parse(DOCKERFILE.read_text()))
     python_tag = re.search(r"python:(\d+\.\d+)", DOCKERFILE.read_text())

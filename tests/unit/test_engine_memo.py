@@ -6,6 +6,8 @@ from __future__ import annotations
 import gc
 from typing import Any
 
+import pytest
+
 from production_policy.engine import evaluate_workload, memo, plan_mutation
 from production_policy.engine.merge import merge_defaults
 from production_policy.processes.clusterview import ClusterView
@@ -72,6 +74,7 @@ class _Named:
         self.name = name
 
 
+@pytest.mark.slow  # 50 full garbage collections: about 20 s
 def test_a_collected_object_is_forgotten_before_its_id_can_be_reused() -> None:
     calls: list[str] = []
 

@@ -1,4 +1,4 @@
-"""Properties of mutation over generated pods and policies (hypothesis, 500 examples each).
+"""Properties of mutation over generated pods and policies (hypothesis; how many examples: tests/conftest.py).
 
 The mutation is idempotent, never changes a field the user set, its patch applies to the pod it was
 computed for, and the mutated pod has no violation that one of the matching defaults could fix.
@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import jsonpatch
-from hypothesis import given, settings
+from hypothesis import given
 
 from production_policy.api import ProductionPolicy
 from production_policy.engine import INJECTED_ANNOTATION, evaluate_workload, matching_policies, plan_mutation
@@ -19,8 +19,6 @@ from production_policy.engine.merge import merge_defaults
 from production_policy.quantity import parse_quantity
 from tests.support import strategies
 from tests.support.strategies import NAMESPACE, NAMESPACE_LABELS
-
-EXAMPLES = settings(max_examples=500, deadline=None)
 
 
 def _leaves(node: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any, ...], Any]]:
@@ -48,7 +46,6 @@ def _plan(pod: dict[str, Any], policies: list[ProductionPolicy]) -> Any:
 # --- properties ------------------------------------------------------------------------------------
 
 
-@EXAMPLES
 @given(strategies.pods, strategies.policies)
 def test_patch_applies_to_the_pod_it_was_computed_for(
     pod: dict[str, Any], policies: list[ProductionPolicy]
@@ -61,14 +58,12 @@ def test_patch_applies_to_the_pod_it_was_computed_for(
     assert (plan.patch == []) == (plan.injected == []) == (mutated == pod)
 
 
-@EXAMPLES
 @given(strategies.pods, strategies.policies)
 def test_mutation_is_idempotent(pod: dict[str, Any], policies: list[ProductionPolicy]) -> None:
     mutated = jsonpatch.apply_patch(pod, _plan(pod, policies).patch)
     assert _plan(mutated, policies).patch == []
 
 
-@EXAMPLES
 @given(strategies.pods, strategies.policies)
 def test_mutation_never_changes_a_field_the_user_set(
     pod: dict[str, Any], policies: list[ProductionPolicy]
@@ -91,7 +86,6 @@ def _containers(pod: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
             yield container["name"], container
 
 
-@EXAMPLES
 @given(strategies.pods, strategies.policies)
 def test_the_mutated_pod_has_no_violation_a_default_could_fix(
     pod: dict[str, Any], policies: list[ProductionPolicy]

@@ -6,7 +6,7 @@ import re
 from decimal import ROUND_UP, Decimal
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from kubernetes.utils import parse_quantity as client_parse_quantity
 
@@ -105,13 +105,11 @@ def _client_value(text: str) -> Decimal:
     return value
 
 
-@settings(max_examples=500, deadline=None)
 @given(_grammatical())
 def test_agrees_with_the_kubernetes_client_on_the_grammar(text: str) -> None:
     assert parse_quantity(text) == _client_value(text)
 
 
-@settings(max_examples=500, deadline=None)
 @given(st.text("0123456789.+-eEinumkKMGTP ", max_size=8))
 def test_accepts_nothing_the_kubernetes_client_refuses(text: str) -> None:
     """Any string: what we accept, the client accepts with the same value.
