@@ -46,7 +46,8 @@ def _run_webhook(args: argparse.Namespace) -> int:
 
 
 def _controller_options(args: argparse.Namespace) -> Any:
-    from production_policy.processes.options import SYSTEM_NAMESPACES, ControllerOptions
+    from production_policy.engine.names import SYSTEM_NAMESPACES
+    from production_policy.processes.options import ControllerOptions
 
     return ControllerOptions(
         operator_namespace=args.namespace, ignored_namespaces=SYSTEM_NAMESPACES | set(args.exclude_namespace)

@@ -24,7 +24,7 @@ import pytest
 from production_policy.api import ProductionPolicy
 from production_policy.engine import INJECTED_ANNOTATION, Verdict, evaluate_workload, plan_mutation
 from production_policy.engine.apiserver import ENFORCE_NAME, WARN_NAME, InstallSettings, compile_policies
-from production_policy.engine.matching import IGNORE_LABEL
+from production_policy.engine.names import IGNORE
 from tests.support.apiserver import Answer, call, dry_run_create, install, object_path, without_markers
 from tests.support.cluster import EXCLUDED_NAMESPACE, OPERATOR_NAMESPACE, Cluster
 from tests.support.engine import (
@@ -49,8 +49,8 @@ IGNORED = "parity-ignored"
 SETTINGS = InstallSettings(OPERATOR_NAMESPACE, (EXCLUDED_NAMESPACE,))
 NAMESPACES = {
     SHOP: {"env": "prod"},
-    PLAIN: {IGNORE_LABEL: "true"},
-    IGNORED: {IGNORE_LABEL: "true"},
+    PLAIN: {IGNORE: "true"},
+    IGNORED: {IGNORE: "true"},
     OPERATOR_NAMESPACE: {},
     EXCLUDED_NAMESPACE: {},
 }

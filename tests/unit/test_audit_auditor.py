@@ -12,7 +12,7 @@ import pytest
 from production_policy.audit import kubeio
 from production_policy.audit.auditor import Auditor
 from production_policy.engine.audit import DEFAULTS_INJECTED, ready_condition
-from production_policy.engine.mutation import INJECTED_ANNOTATION
+from production_policy.engine.names import INJECTED_ANNOTATION
 from production_policy.processes.clusterview import ClusterView
 from production_policy.processes.options import ControllerOptions
 from tests.support.engine import TCP_AUTO, container, deployment, policy_dict, resources

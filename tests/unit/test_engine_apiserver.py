@@ -108,7 +108,7 @@ def test_bindings_leave_out_the_namespaces_the_webhooks_never_see() -> None:
     assert webhook["matchExpressions"][1] == {
         "key": "productionpolicy.dev/ignore",
         "operator": "NotIn",
-        "values": ["true"],
+        "values": ["true", "True", "TRUE"],
     }
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from production_policy.engine import IGNORE_LABEL, matching_policies
+from production_policy.engine import IGNORE, matching_policies
 from production_policy.engine.matching import precedence_order, selector_matches
 from production_policy.engine.merge import merge_defaults
 from tests.support.engine import TCP_AUTO, policy
@@ -54,8 +54,8 @@ def test_match_and_exclude(spec: dict[str, Any], matched: bool) -> None:
 
 
 def test_an_ignored_namespace_is_never_matched() -> None:
-    assert _names({}, namespace_labels={**PROD, IGNORE_LABEL: "true"}) == []
-    assert _names({}, namespace_labels={**PROD, IGNORE_LABEL: "false"}) == ["p"]
+    assert _names({}, namespace_labels={**PROD, IGNORE: "true"}) == []
+    assert _names({}, namespace_labels={**PROD, IGNORE: "false"}) == ["p"]
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import jsonpatch
 import pytest
 
 from production_policy.api import ProductionPolicy
-from production_policy.engine import IGNORE_LABEL, INJECTED_ANNOTATION, plan_mutation
+from production_policy.engine import IGNORE, INJECTED_ANNOTATION, plan_mutation
 from production_policy.engine.mutation import add_operations, escape_pointer
 from tests.support.engine import TCP_AUTO, container, pod, policy, resources
 
@@ -36,7 +36,7 @@ def _resources_policy(**resource_spec: Any) -> ProductionPolicy:
 def test_nothing_to_do_gives_an_empty_plan() -> None:
     assert plan_mutation(pod(), "ns", {}, []).patch == []
     assert plan_mutation(pod(), "ns", {}, [policy(match={"namespaces": ["other"]})]).patch == []
-    assert plan_mutation(pod(), "ns", {IGNORE_LABEL: "true"}, [PROBES]).patch == []
+    assert plan_mutation(pod(), "ns", {IGNORE: "true"}, [PROBES]).patch == []
     assert plan_mutation({"kind": "Pod", "metadata": {}}, "ns", {}, [PROBES]).patch == []  # no spec at all
 
 

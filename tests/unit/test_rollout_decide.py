@@ -10,10 +10,12 @@ from hypothesis import strategies as st
 
 from production_policy.api import ProductionPolicy
 from production_policy.engine import SourceRef, key_digests
-from production_policy.engine.rollout import (
+from production_policy.engine.names import (
     BASELINE_ANNOTATION,
     ROLLED_AT_ANNOTATION,
     TEMPLATE_DIGEST_ANNOTATION,
+)
+from production_policy.engine.rollout import (
     Action,
     InFlight,
     SourceData,

@@ -6,8 +6,7 @@ from typing import Any
 
 import pytest
 
-from production_policy.engine import SourceRef
-from production_policy.engine.rollout import names
+from production_policy.engine import SourceRef, names
 from production_policy.engine.rollout.facts import parse_time, workload_facts
 
 

@@ -53,6 +53,8 @@ webhooks:
       operator: NotIn
       values:
       - 'true'
+      - 'True'
+      - 'TRUE'
   reinvocationPolicy: IfNeeded
 ---
 apiVersion: admissionregistration.k8s.io/v1
@@ -100,6 +102,8 @@ webhooks:
       operator: NotIn
       values:
       - 'true'
+      - 'True'
+      - 'TRUE'
 - name: workloads.validate.productionpolicy.dev
   clientConfig:
     service:
@@ -148,6 +152,8 @@ webhooks:
       operator: NotIn
       values:
       - 'true'
+      - 'True'
+      - 'TRUE'
 - name: policies.validate.productionpolicy.dev
   clientConfig:
     service:

@@ -8,10 +8,12 @@ for an install: docs/operations.md, "Failure policy".
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from production_policy import GROUP, PLURAL, VERSION
+from production_policy.engine import kinds
 from production_policy.engine.matching import system_namespace_selector
 
 MUTATE_PODS = "/mutate-pods"
@@ -21,14 +23,20 @@ VALIDATE_POLICIES = "/validate-policies"
 
 CONFIGURATION_NAME = "production-policy"
 
-WORKLOAD_RULES = [
-    {
-        "apiGroups": ["apps"],
-        "apiVersions": ["v1"],
-        "resources": ["deployments", "statefulsets", "daemonsets", "replicasets"],
-    },
-    {"apiGroups": ["batch"], "apiVersions": ["v1"], "resources": ["jobs", "cronjobs"]},
-]
+
+def rules_for(workload_kinds: Iterable[kinds.WorkloadKind]) -> list[dict[str, Any]]:
+    """Webhook rules (without operations) for these kinds: one per API group and version, in table order."""
+    rules: dict[tuple[str, str], list[str]] = {}
+    for kind in workload_kinds:
+        rules.setdefault((kind.group, kind.version), []).append(kind.plural)
+    return [
+        {"apiGroups": [group], "apiVersions": [version], "resources": plurals}
+        for (group, version), plurals in rules.items()
+    ]
+
+
+WORKLOAD_RULES = rules_for(kinds.POD_CONTROLLERS)
+POD_RULES = rules_for([kinds.POD])
 
 
 @dataclass(frozen=True)
@@ -97,7 +105,7 @@ def build_configurations(settings: WebhookSettings, client_config: Any) -> list[
     """The MutatingWebhookConfiguration and the ValidatingWebhookConfiguration, as plain dicts."""
     create = ["CREATE"]
     create_update = ["CREATE", "UPDATE"]
-    pods = [{"apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"], "operations": create}]
+    pods = [{**rule, "operations": create} for rule in POD_RULES]
     metadata = {"name": CONFIGURATION_NAME, "labels": dict(settings.labels)}
     mutating_pods = _webhook(
         f"pods.mutate.{GROUP}", MUTATE_PODS, pods, client_config, settings.mutating_failure_policy, settings

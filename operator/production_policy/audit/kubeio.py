@@ -15,7 +15,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from production_policy import GROUP, KIND, PLURAL, VERSION
-from production_policy.engine.rollout.names import FIELD_MANAGER, REPORTING_CONTROLLER
+from production_policy.engine.names import FIELD_MANAGER, REPORTING_CONTROLLER
 
 TIMEOUT = 10.0
 CLUSTER_EVENT_NAMESPACE = "default"

@@ -16,20 +16,11 @@ import kopf
 
 from production_policy import GROUP, PLURAL, VERSION, kube
 from production_policy.audit.auditor import Auditor
+from production_policy.engine import kinds
 from production_policy.processes.clusterview import ClusterView
 from production_policy.processes.options import ControllerOptions
 
 log = logging.getLogger(__name__)
-
-WORKLOAD_RESOURCES = (
-    ("apps", "v1", "deployments"),
-    ("apps", "v1", "statefulsets"),
-    ("apps", "v1", "daemonsets"),
-    ("batch", "v1", "jobs"),
-    ("batch", "v1", "cronjobs"),
-    ("", "v1", "pods"),
-)
-"""The audited kinds (see ``engine.audit.subjects``): top-level workloads and bare pods."""
 
 
 def register_audit(registry: kopf.OperatorRegistry, view: ClusterView, options: ControllerOptions) -> Auditor:
@@ -62,10 +53,12 @@ def register_audit(registry: kopf.OperatorRegistry, view: ClusterView, options: 
     def wanted(namespace: str | None, **_: Any) -> bool:
         return namespace not in ignored
 
-    for group, version, plural in WORKLOAD_RESOURCES:
+    for kind in kinds.AUDITED:
         # Handlers are async on purpose: they then run in the event loop, one at a time, never in
         # kopf's thread pool, so the audit's maps need no locks.
-        @kopf.on.event(group, version, plural, registry=registry, id=f"audit-{plural}", when=wanted)
+        @kopf.on.event(
+            kind.group, kind.version, kind.plural, registry=registry, id=f"audit-{kind.plural}", when=wanted
+        )
         async def workload_event(type: str | None, body: kopf.Body, **_: Any) -> None:
             auditor.workload_event(type, body)
 

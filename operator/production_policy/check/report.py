@@ -31,11 +31,11 @@ from production_policy.engine import (
     plan_mutation,
     pod_template,
 )
+from production_policy.engine.names import NAMESPACE_NAME_LABEL
 from production_policy.engine.validation import describe
 
 EXIT_COMPLIANT, EXIT_VIOLATIONS, EXIT_BAD_INPUT = 0, 1, 2
 FAIL_ON = {"enforce": ("Enforce",), "warn": ("Enforce", "Warn"), "audit": ("Enforce", "Warn", "Audit")}
-NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,9 @@ admission webhooks and the rollout controller only translate to and from these f
 """
 
 from production_policy.engine.digests import key_digests
-from production_policy.engine.matching import IGNORE_LABEL, matching_policies
-from production_policy.engine.mutation import INJECTED_ANNOTATION, MutationPlan, plan_mutation
+from production_policy.engine.matching import matching_policies
+from production_policy.engine.mutation import MutationPlan, plan_mutation
+from production_policy.engine.names import IGNORE, INJECTED_ANNOTATION, is_ignored
 from production_policy.engine.pods import WORKLOAD_KINDS, pod_template
 from production_policy.engine.policies import validate_policy
 from production_policy.engine.references import SourceRef, referenced_sources
@@ -15,7 +16,7 @@ from production_policy.engine.rules import Violation
 from production_policy.engine.validation import Verdict, evaluate_workload
 
 __all__ = [
-    "IGNORE_LABEL",
+    "IGNORE",
     "INJECTED_ANNOTATION",
     "WORKLOAD_KINDS",
     "MutationPlan",
@@ -23,6 +24,7 @@ __all__ = [
     "Verdict",
     "Violation",
     "evaluate_workload",
+    "is_ignored",
     "key_digests",
     "matching_policies",
     "plan_mutation",

@@ -5,25 +5,30 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from production_policy import PREFIX
 from production_policy.api import ProductionPolicy, WorkloadSelector
 from production_policy.api.base import LabelSelector
 from production_policy.engine.memo import per_policy_set
-
-IGNORE_LABEL = f"{PREFIX}ignore"
-"""A namespace labelled ``productionpolicy.dev/ignore=true`` is never matched by any policy."""
-SYSTEM_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease")
-"""The control plane's namespaces: never seen by admission, whatever the install excludes."""
+from production_policy.engine.names import (
+    IGNORE,
+    NAMESPACE_NAME_LABEL,
+    SYSTEM_NAMESPACES,
+    TRUE_VALUES,
+    is_ignored,
+)
 
 
 def system_namespace_selector(operator_namespace: str, excluded_namespaces: Iterable[str]) -> dict[str, Any]:
     """The namespaceSelector of every admission hook (webhooks and compiled policies): never the
-    control plane's namespaces, the operator's, the excluded ones, or ones labelled ignore=true."""
+    control plane's namespaces, the operator's, the excluded ones, or ones labelled ignore=true.
+
+    The API server compares label values exactly, so every value :func:`is_ignored` takes for true
+    is listed (a label value cannot hold the spaces it also strips).
+    """
     never = sorted({*SYSTEM_NAMESPACES, operator_namespace, *excluded_namespaces})
     return {
         "matchExpressions": [
-            {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": never},
-            {"key": IGNORE_LABEL, "operator": "NotIn", "values": ["true"]},
+            {"key": NAMESPACE_NAME_LABEL, "operator": "NotIn", "values": never},
+            {"key": IGNORE, "operator": "NotIn", "values": list(TRUE_VALUES)},
         ]
     }
 
@@ -84,9 +89,9 @@ def policy_matches(
 
     ``match`` must hold entirely (empty: everything); ``exclude`` removes the pods meeting every
     criterion it gives (empty: nothing). A namespace labelled ``productionpolicy.dev/ignore=true``
-    is never matched.
+    is never matched (:func:`production_policy.engine.names.is_ignored`).
     """
-    if namespace_labels.get(IGNORE_LABEL) == "true":
+    if is_ignored(namespace_labels.get(IGNORE)):
         return False
     spec = policy.spec
     if not _meets_all(spec.match, namespace, namespace_labels, pod_labels):
@@ -101,7 +106,7 @@ def matching_policies(
     pod_labels: Mapping[str, str],
 ) -> list[ProductionPolicy]:
     """The policies that apply to a pod, highest priority first (then by name)."""
-    if namespace_labels.get(IGNORE_LABEL) == "true":
+    if is_ignored(namespace_labels.get(IGNORE)):
         return []
     return [
         policy

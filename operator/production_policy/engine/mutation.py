@@ -12,13 +12,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from production_policy import PREFIX
 from production_policy.api import ProductionPolicy
 from production_policy.engine.defaulting import pod_defaults
 from production_policy.engine.matching import matching_policies
 from production_policy.engine.merge import merge_defaults
-
-INJECTED_ANNOTATION = f"{PREFIX}injected"
+from production_policy.engine.names import INJECTED_ANNOTATION
 
 
 @dataclass(frozen=True)

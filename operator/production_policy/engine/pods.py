@@ -18,40 +18,30 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from production_policy.engine import kinds
+
 Role = Literal["container", "sidecar", "init"]
 
-# kind -> (API group, path from the object to its pod template); the Pod is its own template.
-_TEMPLATE_PATHS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "Pod": ("", ()),
-    "Deployment": ("apps", ("spec", "template")),
-    "StatefulSet": ("apps", ("spec", "template")),
-    "DaemonSet": ("apps", ("spec", "template")),
-    "ReplicaSet": ("apps", ("spec", "template")),
-    "Job": ("batch", ("spec", "template")),
-    "CronJob": ("batch", ("spec", "jobTemplate", "spec", "template")),
-}
-WORKLOAD_KINDS = frozenset(_TEMPLATE_PATHS)
+WORKLOAD_KINDS = frozenset(kinds.BY_KIND)
 
 
 def pod_template(obj: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """(pod metadata, pod spec) of a Pod or of the pod template of a workload; None for any other object.
 
-    The 7 kinds are Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job and CronJob, in their
-    own API group (a custom resource that happens to be called "Deployment" is not one). The dicts
-    returned are the object's own; callers that change them must copy first.
+    The kinds are those of :data:`engine.kinds.KINDS` (Pod, Deployment, StatefulSet, DaemonSet,
+    ReplicaSet, Job, CronJob), each in its own API group (a custom resource that happens to be
+    called "Deployment" is not one). The dicts returned are the object's own; callers that change
+    them must copy first.
     """
     kind = obj.get("kind")
-    if not isinstance(kind, str) or kind not in _TEMPLATE_PATHS:
+    if not isinstance(kind, str) or kind not in kinds.BY_KIND:
         return None
-    group, path = _TEMPLATE_PATHS[kind]
+    workload_kind = kinds.BY_KIND[kind]
     api_version = obj.get("apiVersion")
-    if (
-        not isinstance(api_version, str)
-        or (api_version.rpartition("/")[0] if "/" in api_version else "") != group
-    ):
+    if not isinstance(api_version, str) or api_version.rpartition("/")[0] != workload_kind.group:
         return None
     node: Any = obj
-    for key in path:
+    for key in workload_kind.template_path:
         node = node.get(key) if isinstance(node, Mapping) else None
     if not isinstance(node, dict):
         return None
@@ -112,6 +102,6 @@ def controlled_by_workload(obj: Mapping[str, Any]) -> bool:
         if not isinstance(owner, Mapping) or owner.get("controller") is not True:
             continue
         kind, api_version = owner.get("kind"), owner.get("apiVersion")
-        if kind in _TEMPLATE_PATHS and kind != "Pod" and isinstance(api_version, str):
-            return api_version.rpartition("/")[0] == _TEMPLATE_PATHS[kind][0]
+        if kind in kinds.BY_KIND and kind != "Pod" and isinstance(api_version, str):
+            return api_version.rpartition("/")[0] == kinds.BY_KIND[kind].group
     return False

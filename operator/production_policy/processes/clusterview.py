@@ -15,6 +15,7 @@ import kopf
 
 from production_policy import GROUP, PLURAL, VERSION, kube, metrics
 from production_policy.api import PolicyError, ProductionPolicy, parse_policy
+from production_policy.engine.names import NAMESPACE_NAME_LABEL
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ class ClusterView:
 
     def labels_of(self, namespace: str) -> Mapping[str, str]:
         # A namespace we have not seen yet still has its immutable name label.
-        return self.namespace_labels.get(namespace, {"kubernetes.io/metadata.name": namespace})
+        return self.namespace_labels.get(namespace, {NAMESPACE_NAME_LABEL: namespace})
 
     def put_policy(self, body: Mapping[str, Any]) -> str | None:
         """Store a policy; return why it is unusable, if it is."""

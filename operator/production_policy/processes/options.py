@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
+from production_policy.engine.names import SYSTEM_NAMESPACES
+
 DEFAULT_OPERATOR_NAMESPACE = "production-policy"
 DIGEST_KEY_SECRET = "production-policy-digest-key"
 

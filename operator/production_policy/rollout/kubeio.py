@@ -17,7 +17,8 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from production_policy.engine.rollout import FIELD_MANAGER, REPORTING_CONTROLLER, Report, WorkloadFacts
+from production_policy.engine.names import FIELD_MANAGER, REPORTING_CONTROLLER
+from production_policy.engine.rollout import Report, WorkloadFacts
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from typing import Any
 import kopf
 
 from production_policy import GROUP, PLURAL, VERSION, kube
-from production_policy.engine import rollout
+from production_policy.engine import kinds, rollout
 from production_policy.processes.clusterview import ClusterView
 from production_policy.processes.options import ControllerOptions
 from production_policy.rollout import kubeio
@@ -25,8 +25,6 @@ from production_policy.rollout.controller import WRITE_CONCURRENCY, Controller
 from production_policy.rollout.sources import SourceCache
 
 log = logging.getLogger(__name__)
-
-WORKLOAD_RESOURCES = {"Deployment": "deployments", "StatefulSet": "statefulsets", "DaemonSet": "daemonsets"}
 
 
 def register_controller(
@@ -71,8 +69,8 @@ def register_controller(
                 await task
         controller.close()
 
-    for kind, plural in WORKLOAD_RESOURCES.items():
-        _register_workload(registry, controller, kind, plural, ignored)
+    for kind in kinds.ROLLABLE:
+        _register_workload(registry, controller, kind, ignored)
 
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry, id="rollout-policies")
     async def policy_event(**_: Any) -> None:
@@ -84,15 +82,17 @@ def register_controller(
 
 
 def _register_workload(
-    registry: kopf.OperatorRegistry, controller: Controller, kind: str, plural: str, ignored: frozenset[str]
+    registry: kopf.OperatorRegistry, controller: Controller, kind: kinds.WorkloadKind, ignored: frozenset[str]
 ) -> None:
     def wanted(namespace: str | None, **_: Any) -> bool:
         return namespace not in ignored
 
-    @kopf.on.event("apps", "v1", plural, registry=registry, id=f"rollout-{plural}", when=wanted)
+    @kopf.on.event(
+        kind.group, kind.version, kind.plural, registry=registry, id=f"rollout-{kind.plural}", when=wanted
+    )
     async def workload_event(type: str, namespace: str | None, name: str, body: kopf.Body, **_: Any) -> None:
         if type == "DELETED":
-            controller.workload_gone((kind, namespace or "", name))
+            controller.workload_gone((kind.kind, namespace or "", name))
             return
         facts = rollout.workload_facts(body)
         if facts is not None:

@@ -29,7 +29,8 @@ from production_policy.engine.apiserver.cel import (
     str_list,
 )
 from production_policy.engine.merge import PROBE_KINDS
-from production_policy.engine.mutation import INJECTED_ANNOTATION, escape_pointer
+from production_policy.engine.mutation import escape_pointer
+from production_policy.engine.names import INJECTED_ANNOTATION
 
 FIELDS = ("containers", "initContainers")
 

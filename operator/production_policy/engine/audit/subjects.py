@@ -4,8 +4,8 @@ A *workload* is an object that owns pods and is not itself owned: a Deployment, 
 DaemonSet, Job or CronJob, or a bare Pod — each only when no controller owns it. Counting
 top-level objects only means one broken Deployment is one non-compliant workload, not one per
 ReplicaSet and pod; a Job started by a CronJob, or a pod adopted by a ReplicaSet, is counted
-through its owner. ReplicaSets are not audited: they are nearly always owned by a Deployment, and
-a bare one is rare enough not to be worth a cluster-wide watch.
+through its owner. Which kinds are audited is said in :mod:`production_policy.engine.kinds`
+(ReplicaSets are not).
 
 The controller keeps a :class:`Subject` per workload, never the body: the pod template's labels
 and, of its spec, only the fields the policy rules read (see :func:`judged_spec`), so the audit
@@ -19,20 +19,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from production_policy.engine.mutation import INJECTED_ANNOTATION
+from production_policy.engine import kinds
+from production_policy.engine.names import INJECTED_ANNOTATION
 from production_policy.engine.pods import pod_template
 
-AUDITED_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod")
+AUDITED_KINDS = tuple(kind.kind for kind in kinds.AUDITED)
 """The kinds the audit counts, in the order the status lists them when all else is equal."""
 
-API_VERSIONS = {
-    "Deployment": "apps/v1",
-    "StatefulSet": "apps/v1",
-    "DaemonSet": "apps/v1",
-    "Job": "batch/v1",
-    "CronJob": "batch/v1",
-    "Pod": "v1",
-}
+API_VERSIONS = {kind.kind: kind.api_version for kind in kinds.AUDITED}
 
 # What the rules and the defaulting read of a pod spec (engine.rules, engine.defaulting,
 # engine.qos, engine.pods): pod-level resources, and per container its name, ports, probes,

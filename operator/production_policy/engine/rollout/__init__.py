@@ -1,6 +1,6 @@
 """Config-change rollouts, decided purely: no I/O, no clients, no clocks (``now`` is an argument).
 
-- :mod:`.workload` reduces a workload body to :class:`WorkloadFacts`.
+- :mod:`.facts` reduces a workload body to :class:`WorkloadFacts`.
 - :mod:`.baseline` tracks the referenced keys as keyed digests and compares with the stored baseline.
 - :mod:`.settings` merges the ``configRollout`` settings of the matching policies.
 - :mod:`.schedule` is the debounce / minimum interval / breaker / cap state machine.
@@ -30,16 +30,6 @@ from production_policy.engine.rollout.facts import (
     WorkloadFacts,
     workload_facts,
 )
-from production_policy.engine.rollout.names import (
-    BASELINE_ANNOTATION,
-    FIELD_MANAGER,
-    IGNORE,
-    REPORTING_CONTROLLER,
-    ROLLED_AT_ANNOTATION,
-    TEMPLATE_DIGEST_ANNOTATION,
-    WORKLOAD_OPT_OUT_ANNOTATION,
-    WORKLOAD_OPT_OUT_VALUE,
-)
 from production_policy.engine.rollout.schedule import (
     ROLLOUT_TIMEOUT_SECONDS,
     Action,
@@ -59,16 +49,8 @@ from production_policy.engine.rollout.settings import (
 )
 
 __all__ = [
-    "BASELINE_ANNOTATION",
-    "FIELD_MANAGER",
-    "IGNORE",
-    "REPORTING_CONTROLLER",
-    "ROLLED_AT_ANNOTATION",
     "ROLLOUT_TIMEOUT_SECONDS",
-    "TEMPLATE_DIGEST_ANNOTATION",
     "WORKLOAD_KINDS",
-    "WORKLOAD_OPT_OUT_ANNOTATION",
-    "WORKLOAD_OPT_OUT_VALUE",
     "Action",
     "Baseline",
     "Comparison",

@@ -12,16 +12,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from production_policy.engine.pods import pod_template
-from production_policy.engine.references import SourceRef, referenced_sources
-from production_policy.engine.rollout.names import (
+from production_policy.engine import kinds
+from production_policy.engine.names import (
     BASELINE_ANNOTATION,
     ROLLED_AT_ANNOTATION,
     WORKLOAD_OPT_OUT_ANNOTATION,
     WORKLOAD_OPT_OUT_VALUE,
 )
+from production_policy.engine.pods import pod_template
+from production_policy.engine.references import SourceRef, referenced_sources
 
-WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
+WORKLOAD_KINDS = tuple(kind.kind for kind in kinds.ROLLABLE)
+"""The kinds the controller rolls (Deployment, StatefulSet, DaemonSet)."""
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 from production_policy.api import ProductionPolicy
-from production_policy.engine.rollout.names import IGNORE
+from production_policy.engine.names import IGNORE, is_ignored
 
 
 @dataclass(frozen=True)
@@ -49,10 +49,11 @@ def merge_settings(policies: Iterable[ProductionPolicy]) -> RolloutSettings | No
 
 
 def namespace_ignored(namespace: str, labels: Mapping[str, str], ignored: Collection[str]) -> bool:
-    """Ignored: listed in the install's options, or labelled ``productionpolicy.dev/ignore=true``."""
-    return namespace in ignored or labels.get(IGNORE, "").strip().lower() == "true"
+    """Ignored: listed in the install's options, or labelled ``productionpolicy.dev/ignore=true``
+    (see :func:`production_policy.engine.names.is_ignored` for what counts as true)."""
+    return namespace in ignored or is_ignored(labels.get(IGNORE))
 
 
 def source_ignored(annotations: Mapping[str, str] | None) -> bool:
     """A ConfigMap/Secret annotated ``productionpolicy.dev/ignore: "true"`` never triggers a rollout."""
-    return (annotations or {}).get(IGNORE, "").strip().lower() == "true"
+    return is_ignored((annotations or {}).get(IGNORE))

@@ -11,13 +11,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from production_policy.engine.rollout.baseline import Baseline, config_digest, encode
-from production_policy.engine.rollout.facts import WorkloadFacts
-from production_policy.engine.rollout.names import (
+from production_policy.engine.names import (
     BASELINE_ANNOTATION,
     ROLLED_AT_ANNOTATION,
     TEMPLATE_DIGEST_ANNOTATION,
 )
+from production_policy.engine.rollout.baseline import Baseline, config_digest, encode
+from production_policy.engine.rollout.facts import WorkloadFacts
 
 
 def format_time(now: float) -> str:
