@@ -1,8 +1,9 @@
 """The Helm chart against the real local control plane: dry-run, install, RBAC, upgrade, uninstall.
 
 One release lives through the module, in order: install -> checks -> the operator's processes run
-locally as the chart's ServiceAccounts -> upgrade -> the uninstall hook's command -> uninstall;
-last, an admission scenario with the webhook process acting as the chart's webhook ServiceAccount.
+locally as the chart's ServiceAccounts -> upgrade -> the uninstall hook's command -> uninstall.
+(An admission scenario as the chart's webhook ServiceAccount needs no release installed: it is in
+test_chart_identity.py.)
 There is no container runtime: KWOK marks the chart's pods Ready without running the image, so
 the processes are run here, with the chart's identities and certificate, to prove those work.
 
@@ -14,11 +15,7 @@ deletes the webhook configurations).
 from __future__ import annotations
 
 import base64
-import os
-import socket
-import ssl
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,9 +28,8 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from devtools.devcluster.controlplane import free_port
-from devtools.devcluster.processes import stop_process
 from production_policy.admission import configuration, registration
-from tests.support import rbac
+from tests.support import processes, rbac
 from tests.support.cluster import Cluster
 from tests.support.helm import CHART, Helm, documents, is_hook, kubectl, one
 from tests.support.identity import (
@@ -45,7 +41,7 @@ from tests.support.identity import (
     whoami,
 )
 from tests.support.kube import pod_ready, wait_for
-from tests.support.operator_identity import local_webhook, operator_identity, service_accounts
+from tests.support.operator_identity import service_accounts
 
 pytestmark = pytest.mark.e2e
 
@@ -392,53 +388,6 @@ def test_python_clients_ignore_kubeconfig_impersonation(
 # ---- the operator's processes, run here as the chart's ServiceAccounts ------------------
 
 
-@dataclass
-class Process:
-    popen: subprocess.Popen[bytes]
-    log_path: Path
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def alive(self) -> bool:
-        if self.popen.poll() is not None:
-            raise AssertionError(f"exited with {self.popen.returncode}:\n{self.log()[-3000:]}")
-        return True
-
-    def stop(self) -> None:
-        stop_process(self.popen)
-
-
-def _start(args: list[str], kubeconfig: Path, log_path: Path) -> Process:
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "POD_NAMESPACE": NAMESPACE}
-    env.pop("KUBERNETES_SERVICE_HOST", None)
-    with log_path.open("ab") as log:
-        popen = subprocess.Popen(
-            [sys.executable, "-m", "production_policy", *args],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    return Process(popen, log_path)
-
-
-def _https_status(port: int, ca_pem: bytes, server_name: str, path: str) -> int:
-    """GET over TLS to 127.0.0.1, verifying the certificate for ``server_name`` against ``ca_pem``."""
-    context = ssl.create_default_context(cadata=ca_pem.decode())
-    with (
-        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
-        context.wrap_socket(raw, server_hostname=server_name) as tls,
-    ):
-        tls.sendall(f"GET {path} HTTP/1.1\r\nHost: {server_name}\r\nConnection: close\r\n\r\n".encode())
-        status_line = tls.recv(64).decode().split("\r\n")[0]
-    return int(status_line.split()[1])
-
-
-def _forbidden(log: str) -> list[str]:
-    return [line for line in log.splitlines() if "403" in line or "Forbidden" in line or "forbidden" in line]
-
-
 def test_webhook_process_serves_with_the_chart_identity_and_certificate(
     cluster: Cluster, release: Release, tokens: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -446,7 +395,7 @@ def test_webhook_process_serves_with_the_chart_identity_and_certificate(
     for key in ("tls.crt", "tls.key"):
         (tmp_path / key).write_bytes(base64.b64decode(secret[key]))
     port = free_port()
-    process = _start(
+    process = processes.start(
         [
             "webhook",
             "--host=127.0.0.1",
@@ -458,6 +407,7 @@ def test_webhook_process_serves_with_the_chart_identity_and_certificate(
         ],
         tokens["webhook"],
         tmp_path / "webhook.log",
+        NAMESPACE,
     )
     try:
         service_name = f"{RELEASE}-webhook.{NAMESPACE}.svc"
@@ -466,7 +416,7 @@ def test_webhook_process_serves_with_the_chart_identity_and_certificate(
         def ready() -> bool:
             process.alive()
             try:
-                return _https_status(port, ca_pem, service_name, "/readyz") == 200
+                return processes.https_status(port, ca_pem, service_name, "/readyz") == 200
             except OSError:
                 return False
 
@@ -474,7 +424,7 @@ def test_webhook_process_serves_with_the_chart_identity_and_certificate(
         wait_for(ready, 60, what="the webhook process to be ready as the chart's webhook ServiceAccount")
         time.sleep(1)  # let kopf's watches start too
         process.alive()
-        assert not _forbidden(process.log()), process.log()[-3000:]
+        assert not processes.forbidden(process.log()), process.log()[-3000:]
     finally:
         process.stop()
 
@@ -483,10 +433,11 @@ def test_controller_process_runs_with_the_chart_identity(
     cluster: Cluster, release: Release, tokens: dict[str, Path], tmp_path: Path
 ) -> None:
     metrics_port = free_port()
-    process = _start(
+    process = processes.start(
         ["controller", f"--namespace={NAMESPACE}", f"--metrics-port={metrics_port}"],
         tokens["controller"],
         tmp_path / "controller.log",
+        NAMESPACE,
     )
     try:
         # The digest key Secret appears only if the controller could create it in its namespace.
@@ -500,7 +451,7 @@ def test_controller_process_runs_with_the_chart_identity(
         )
         time.sleep(2)  # its watches start and list everything they watch
         process.alive()
-        assert not _forbidden(process.log()), process.log()[-3000:]
+        assert not processes.forbidden(process.log()), process.log()[-3000:]
     finally:
         process.stop()
 
@@ -561,7 +512,7 @@ def test_the_uninstall_hook_command_deletes_exactly_the_webhook_configurations(
             name="someone-elses",
         )
         job = one(hook_objects, "Job")["spec"]["template"]["spec"]["containers"][0]
-        process = _start(job["args"], kubeconfig, tmp_path / "cleanup.log")
+        process = processes.start(job["args"], kubeconfig, tmp_path / "cleanup.log", NAMESPACE)
         assert process.popen.wait(60) == 0, process.log()
         assert not _webhook_configurations(cluster)
     finally:
@@ -607,76 +558,3 @@ def test_uninstall_leaves_no_webhook_configuration(cluster: Cluster, release: Re
     client.ApiextensionsV1Api(cluster.api).read_custom_resource_definition(
         "productionpolicies.productionpolicy.dev"
     )
-
-
-# ---- an admission scenario with exactly the webhook ServiceAccount's permissions ---------
-
-INJECTED = "productionpolicy.dev/injected"
-
-
-def test_zz_admission_works_as_the_chart_webhook_service_account(
-    cluster: Cluster, crd: dict[str, object], namespace: str, tmp_path: Path
-) -> None:
-    # After the uninstall above, so no chart webhook is registered. The identity comes from the
-    # same helper `--operator-identity=chart` uses, with a release name of its own.
-    operator_namespace = "pp-chart-identity"
-    settings = configuration.WebhookSettings(operator_namespace=operator_namespace)
-    custom = client.CustomObjectsApi(cluster.api)
-    with operator_identity(
-        "chart", cluster.kubeconfig, operator_namespace, tmp_path, release="pp-chart-check"
-    ) as who:
-        port = free_port()
-        args, configs = local_webhook(tmp_path, port, settings)
-        ca_pem = base64.b64decode(configs[0]["webhooks"][0]["clientConfig"]["caBundle"])
-        process = _start(
-            [*args, f"--metrics-port={free_port()}"], who.kubeconfig("webhook"), tmp_path / "webhook.log"
-        )
-        try:
-            wait_for(lambda: process.alive() and _ready(port, ca_pem), 60, what="the webhook process")
-            registration.register_configurations(cluster.api, configs)
-            policy: dict[str, Any] = {
-                "apiVersion": "productionpolicy.dev/v1alpha1",
-                "kind": "ProductionPolicy",
-                "metadata": {"name": f"chart-identity-{namespace}"},
-                "spec": {
-                    "match": {"namespaces": [namespace]},
-                    "probes": {"readiness": {"required": True, "default": {"tcpSocket": {"port": "auto"}}}},
-                },
-            }
-            custom.create_cluster_custom_object(
-                "productionpolicy.dev", "v1alpha1", "productionpolicies", policy
-            )
-            try:
-                pod = {
-                    "apiVersion": "v1",
-                    "kind": "Pod",
-                    "metadata": {"generateName": "web-"},
-                    "spec": {
-                        "containers": [
-                            {"name": "app", "image": "nginx:1.27", "ports": [{"containerPort": 80}]}
-                        ]
-                    },
-                }
-
-                def injected() -> bool:
-                    created = cluster.core.create_namespaced_pod(namespace, pod, dry_run="All")
-                    return "app:readiness" in (created.metadata.annotations or {}).get(INJECTED, "")
-
-                # The policy reaches the webhook through its watch, made with the ServiceAccount.
-                wait_for(injected, 30, what="the webhook to inject a readiness probe")
-                process.alive()
-                assert not _forbidden(process.log()), process.log()[-3000:]
-            finally:
-                custom.delete_cluster_custom_object(
-                    "productionpolicy.dev", "v1alpha1", "productionpolicies", policy["metadata"]["name"]
-                )
-        finally:
-            registration.remove_configurations(cluster.api, configuration.CONFIGURATION_NAME)
-            process.stop()
-
-
-def _ready(port: int, ca_pem: bytes) -> bool:
-    try:
-        return _https_status(port, ca_pem, "localhost", "/readyz") == 200
-    except OSError:
-        return False

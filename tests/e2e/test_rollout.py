@@ -3,8 +3,9 @@
 The controller runs as a process of its own (``production-policy controller``) that tests stop
 and start. Every test makes its own namespace and a policy that matches only that namespace.
 A canary value is planted in Secrets from the start; at the end of each test its namespace is
-searched for it (every object's JSON, Secrets' metadata), and the last test searches the
-controller's whole log and every Event of the cluster.
+searched for it (every object's JSON, Secrets' metadata), and when the module is done with the
+controller (its fixture's finalizer, whatever tests ran and in whatever order) the controller's
+whole log, every Event and every namespace of the cluster.
 """
 
 from __future__ import annotations
@@ -113,7 +114,12 @@ class ControllerProcess:
 def controller(
     cluster: Cluster, crd: dict[str, object], operator_identity: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ControllerProcess]:
-    """The controller, with the admin's or the Helm chart's identity (``--operator-identity``)."""
+    """The controller, with the admin's or the Helm chart's identity (``--operator-identity``).
+
+    When the module is done with it, whatever tests ran: it made no error since its last start and
+    holds no policy (each test deletes its own), and no canary value reached its log, an Event or
+    any namespace of the cluster.
+    """
     env = {**os.environ, **operator_identity.env("controller")}
     existing = {n.metadata.name for n in cluster.core.list_namespace().items}
     if env["POD_NAMESPACE"] not in existing:
@@ -122,8 +128,10 @@ def controller(
     process.start()
     try:
         yield process
+        assert_no_errors_and_no_policies_left(process)
     finally:
         process.stop()
+    assert_no_canary_anywhere(cluster, process.log())
 
 
 @pytest.fixture
@@ -169,8 +177,15 @@ def config_map(
     )
 
 
+# Secrets created with a canary value in this module: the final search asks the controller's log to
+# show real work only if there was some.
+CANARY_SECRETS: list[str] = []
+
+
 def secret(cluster: Cluster, namespace: str, name: str, data: dict[str, str]) -> None:
     cluster.core.create_namespaced_secret(namespace, {"metadata": {"name": name}, "stringData": data})
+    if any(canary in value for value in data.values() for canary in CANARIES):
+        CANARY_SECRETS.append(f"{namespace}/{name}")
 
 
 def container(**extra: Any) -> dict[str, Any]:
@@ -342,6 +357,39 @@ def assert_no_canary_in_namespace(cluster: Cluster, namespace: str) -> None:
                 resource,
                 finalizers,
             )
+
+
+def assert_no_errors_and_no_policies_left(controller: ControllerProcess) -> None:
+    def policies_gone() -> dict[str, float] | None:
+        samples = metrics.scrape(controller.metrics_port)
+        return samples if samples['production_policy_index_entries{index="policies"}'] == 0 else None
+
+    samples = wait_for(policies_gone, 30, what="the controller to forget the deleted policies")
+    assert metrics.total(samples, "production_policy_errors_total", component="rollout") == 0
+
+
+def assert_no_canary_anywhere(cluster: Cluster, log: str) -> None:
+    """No canary in the controller's whole log, in any Event, in any namespace or policy of the cluster."""
+    if CANARY_SECRETS:
+        assert "rolled: " in log and "baseline recorded" in log, "the log covers real work"
+    for canary in CANARIES:
+        assert canary not in log, "a canary value leaked into the controller's log"
+    all_events = json.dumps(_raw(cluster, "/api/v1/events"))
+    for canary in CANARIES:
+        assert canary not in all_events, "a canary value leaked into an Event"
+    for namespace in cluster.core.list_namespace().items:
+        if namespace.status.phase == "Active":
+            try:
+                assert_no_canary_in_namespace(cluster, namespace.metadata.name)
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+    policies = json.dumps(
+        client.CustomObjectsApi(cluster.api).list_cluster_custom_object(
+            "productionpolicy.dev", "v1alpha1", "productionpolicies"
+        )
+    )
+    assert not any(canary in policies for canary in CANARIES)
 
 
 # The acceptance tests.
@@ -690,12 +738,13 @@ def test_paused_deployments_and_on_delete_strategies_are_reported_not_fought(
 
 
 def test_a_flapping_source_opens_the_breaker_and_it_closes_when_still(
-    cluster: Cluster, ns: str, make_policy: Any
+    cluster: Cluster, ns: str, make_policy: Any, controller: ControllerProcess
 ) -> None:
     rollout_policy(make_policy, ns, debounceSeconds=0, maxRolloutsPerWindow=2, windowSeconds=10)
     config_map(cluster, ns, "flappy", {"key": "0"})
     make_deployment(cluster, ns, "web", **env_from_key("ConfigMap", "flappy", "key"))
     wait_baseline(cluster, ns, "web")
+    before = metrics.scrape(controller.metrics_port)
     for revision in (2, 3):
         patch_config_map(cluster, ns, "flappy", {"data": {"key": str(revision)}})
         wait_rolled(cluster, ns, "web", revisions_=revision)
@@ -709,6 +758,16 @@ def test_a_flapping_source_opens_the_breaker_and_it_closes_when_still(
     wait_rolled(cluster, ns, "web", revisions_=4)
     assert len(events(cluster, ns, "web", "ConfigRolloutBreakerClosed")) == 1
     assert len(events(cluster, ns, "web", "ConfigRollout")) == 3
+    # The same story in the metrics: three rollouts, one trip, the workload and its source indexed.
+    after = metrics.scrape(controller.metrics_port)
+
+    def grew(name: str, **labels: str) -> float:
+        return metrics.total(after, name, **labels) - metrics.total(before, name, **labels)
+
+    assert grew("production_policy_rollouts_total", reason="config-change") >= 3  # others may end late
+    assert grew("production_policy_rollout_breaker_trips_total") == 1
+    assert metrics.total(after, "production_policy_index_entries", index="workloads") >= 1
+    assert metrics.total(after, "production_policy_index_entries", index="sources") >= 1
 
 
 def test_the_concurrency_cap_holds_rollouts_until_running_ones_finish(
@@ -735,39 +794,3 @@ def test_the_concurrency_cap_holds_rollouts_until_running_ones_finish(
     # The stuck rollout ends (scaled to zero): the queued one goes.
     cluster.apps.patch_namespaced_deployment_scale("a-stuck", ns, {"spec": {"replicas": 0}})
     wait_rolled(cluster, ns, "b-next")
-
-
-def test_z_metrics_count_rollouts_breaker_trips_and_indexes(controller: ControllerProcess) -> None:
-    """After the scenarios above (counters restart with the process, in the restart test)."""
-    samples = metrics.scrape(controller.metrics_port)
-    assert metrics.total(samples, "production_policy_rollouts_total", reason="config-change") >= 3
-    assert metrics.total(samples, "production_policy_rollout_breaker_trips_total") >= 1
-    assert metrics.total(samples, "production_policy_index_entries", index="workloads") >= 1
-    assert metrics.total(samples, "production_policy_index_entries", index="sources") >= 1
-    # Each test deletes its policies, so by now there are none, but the gauge is kept.
-    assert samples['production_policy_index_entries{index="policies"}'] == 0
-    assert metrics.total(samples, "production_policy_errors_total", component="rollout") == 0
-
-
-def test_zz_the_canary_secret_value_appears_nowhere(cluster: Cluster, controller: ControllerProcess) -> None:
-    """Last in the module: the whole controller log, every Event, every remaining namespace."""
-    log = controller.log()
-    assert "rolled: " in log and "baseline recorded" in log, "the log covers real work"
-    for canary in CANARIES:
-        assert canary not in log, "a canary value leaked into the controller's log"
-    all_events = json.dumps(_raw(cluster, "/api/v1/events"))
-    for canary in CANARIES:
-        assert canary not in all_events, "a canary value leaked into an Event"
-    for namespace in cluster.core.list_namespace().items:
-        if namespace.status.phase == "Active":
-            try:
-                assert_no_canary_in_namespace(cluster, namespace.metadata.name)
-            except ApiException as exc:
-                if exc.status != 404:
-                    raise
-    policies = json.dumps(
-        client.CustomObjectsApi(cluster.api).list_cluster_custom_object(
-            "productionpolicy.dev", "v1alpha1", "productionpolicies"
-        )
-    )
-    assert not any(canary in policies for canary in CANARIES)
