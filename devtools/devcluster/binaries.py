@@ -337,6 +337,36 @@ def _cached_kwok_stages() -> Path | None:
     return None
 
 
+# (binaries, component, versions tried in order, how to build them): one go build gives all its binaries.
+_COMPONENTS: tuple[tuple[tuple[str, ...], str, tuple[str, ...], Callable[[str], Path]], ...] = (
+    (KUBE_BINARIES, "kubernetes", KUBERNETES_VERSIONS, build_kubernetes),
+    (("etcd",), "etcd", ETCD_VERSIONS, build_etcd),
+    (("kwok",), "kwok", KWOK_VERSIONS, build_kwok),
+    (("helm",), "helm", HELM_VERSIONS, build_helm),
+)
+
+
+def _in_cache(component: str, versions: tuple[str, ...], names: tuple[str, ...]) -> Path | None:
+    directories = (CACHE_ROOT / f"{component}-{version}" for version in versions)
+    return next((directory for directory in directories if _cached(directory, names)), None)
+
+
+def find_binary(name: str) -> Path:
+    """One binary, pre-installed or cached, never built: for a caller that needs only it (helm, kubectl).
+
+    Raises BinaryError naming that binary alone, where ``ensure_binaries(build=False)`` would name
+    whichever binary of the whole set it missed first.
+    """
+    found = _preinstalled(name)
+    if found:
+        return found
+    component, versions = next((c, v) for names, c, v, _ in _COMPONENTS if name in names)
+    cached = _in_cache(component, versions, (name,))
+    if cached is None:
+        raise BinaryError(f"{name} not found; run `make cluster-bins` to build it")
+    return cached / name
+
+
 def ensure_binaries(build: bool = True) -> Binaries:
     """Find or build every binary; with ``build=False`` raise instead of building."""
     started = time.monotonic()
@@ -345,24 +375,11 @@ def ensure_binaries(build: bool = True) -> Binaries:
         found = _preinstalled(name)
         if found:
             paths[name] = found
-    builders = (
-        (KUBE_BINARIES, "kubernetes", KUBERNETES_VERSIONS, build_kubernetes),
-        (("etcd",), "etcd", ETCD_VERSIONS, build_etcd),
-        (("kwok",), "kwok", KWOK_VERSIONS, build_kwok),
-        (("helm",), "helm", HELM_VERSIONS, build_helm),
-    )
-    for names, component, versions, builder in builders:
+    for names, component, versions, builder in _COMPONENTS:
         missing = [n for n in names if n not in paths]
         if not missing:
             continue
-        cached = next(
-            (
-                CACHE_ROOT / f"{component}-{v}"
-                for v in versions
-                if _cached(CACHE_ROOT / f"{component}-{v}", tuple(missing))
-            ),
-            None,
-        )
+        cached = _in_cache(component, versions, tuple(missing))
         if cached is None:
             if not build:
                 raise BinaryError(f"{', '.join(missing)} not found; run `make cluster-bins` to build them")

@@ -7,12 +7,12 @@ results is checked: no timing is ever asserted (this machine is shared and timin
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
 from bench import admission_e2e, memory, plot, reloader, rollout, summary, webhook
+from tests.support.cluster import require_cluster
 
 pytestmark = pytest.mark.e2e
 
@@ -24,7 +24,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     try:
         ensure_binaries(build=False)
     except BinaryError as exc:
-        if os.environ.get("PP_REQUIRE_CLUSTER") == "1":
+        if require_cluster():
             raise
         pytest.skip(f"no local control plane: {exc}")
     return tmp_path_factory.mktemp("bench-results")

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support.cluster import require_cluster
 from tests.support.paths import REPO
 
 CHART = REPO / "charts" / "production-policy"
@@ -23,12 +24,12 @@ KUBE_VERSION = "1.34.0"
 @cache
 def binary(name: str) -> Path:
     """helm or kubectl from the cache; skip (or, with PP_REQUIRE_CLUSTER=1, fail) when absent."""
-    from devtools.devcluster.binaries import BinaryError, ensure_binaries
+    from devtools.devcluster.binaries import BinaryError, find_binary
 
     try:
-        return ensure_binaries(build=False)[name]
+        return find_binary(name)
     except BinaryError as exc:
-        if os.environ.get("PP_REQUIRE_CLUSTER") == "1":
+        if require_cluster():
             raise
         pytest.skip(f"{name} is not available: {exc}")
 
