@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 from hypothesis import given
@@ -209,3 +210,33 @@ def test_no_value_ever_reaches_a_patch_a_report_or_a_log_line(old: str, new: str
     )
     assert rolled.write is Write.ROLLOUT
     assert "canary" not in written
+
+
+def test_a_rollout_of_ours_still_running_is_reported_unless_already_known() -> None:
+    workload = replace(baselined(sources()), rolled_at=5, settled=False)
+    found = decide(
+        10,
+        workload,
+        policies=[POLICY],
+        namespace_labels={},
+        ignored_namespaces=(),
+        sources=sources(),
+        state=None,
+        running=[],
+        key_id=KID,
+    )
+    assert found.adopted == InFlight(frozenset({"rollouts"}), 5, workload.generation)
+    known = decide(
+        10,
+        workload,
+        policies=[POLICY],
+        namespace_labels={},
+        ignored_namespaces=(),
+        sources=sources(),
+        state=None,
+        running=[],
+        key_id=KID,
+        own=found.adopted,
+    )
+    assert known.adopted is None
+    assert look(10, replace(workload, opted_out=True), sources()).adopted is None  # not ours to count

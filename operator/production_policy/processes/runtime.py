@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import kopf
 
@@ -15,6 +15,37 @@ def new_registry() -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
     kopf.on.login(registry=registry)(kube.kopf_login)
     return registry
+
+
+T = TypeVar("T")
+
+
+class Started(Generic[T]):
+    """What a startup handler builds (it needs the API), for the handlers that run after it.
+
+    kopf starts no watch before every startup handler has succeeded, so a watch handler always
+    finds it; the cleanup handler takes it back.
+    """
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+        self._value: T | None = None
+
+    def set(self, value: T) -> T:
+        """Hold ``value`` from now on; returns it."""
+        self._value = value
+        return value
+
+    def get(self) -> T:
+        """The value; a RuntimeError (not a silent None) if the startup handler has not made it."""
+        if self._value is None:
+            raise RuntimeError(f"{self._what} is used before the operator's startup made it")
+        return self._value
+
+    def take(self) -> T | None:
+        """The value, no longer held (None if it was never made: startup failed)."""
+        value, self._value = self._value, None
+        return value
 
 
 LIST_CHUNK = 500

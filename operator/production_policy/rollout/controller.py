@@ -43,28 +43,37 @@ WRITE_CONCURRENCY = 16
 
 
 class Controller:
-    """State of the config-rollout controller: facts, per-workload schedules, running rollouts."""
+    """The config-rollout controller: facts, the fleet ledger, and the loop that acts on it.
 
-    def __init__(self, view: ClusterView, options: ControllerOptions) -> None:
+    Built once its API client and digest key exist (at startup); ``start`` then begins listing the
+    ConfigMaps and Secrets, ``run`` is the loop and ``close`` lets go of it all.
+    """
+
+    def __init__(
+        self, view: ClusterView, options: ControllerOptions, api: client.ApiClient, hmac_key: bytes
+    ) -> None:
         self.view = view
         self.options = options
+        self.api = api
+        self.key_id = rollout.key_id(hmac_key)
         self.workloads = WorkloadStore()
-        self.hmac_key = b""
-        self.key_id = ""
-        self.sources: Mapping[str, SourceCache] = {}
+        self.fleet = rollout.Fleet()
+        self.sources: Mapping[str, SourceCache] = {
+            kind: SourceCache(kind, api, options.all_ignored_namespaces, hmac_key, self.source_changed)
+            for kind in ("ConfigMap", "Secret")
+        }
         """Per-key digests of the ConfigMaps and Secrets, by kind."""
-        self.api: client.ApiClient | None = None
-        self._states: dict[WorkloadKey, rollout.WorkloadState] = {}
-        self._running: dict[WorkloadKey, rollout.InFlight] = {}
-        self._written: dict[WorkloadKey, str] = {}
-        self._timers: dict[WorkloadKey, float] = {}
         self._dirty: set[WorkloadKey] = set()
-        self._queued: set[WorkloadKey] = set()
         self._wakeup = asyncio.Event()
         self._calls = ThreadPoolExecutor(WRITE_CONCURRENCY, thread_name_prefix="rollout-write")
         self._slots = asyncio.Semaphore(WRITE_CONCURRENCY)
         self._writing: set[WorkloadKey] = set()
         self._writes: set[asyncio.Task[None]] = set()
+
+    def start(self) -> None:
+        """Start listing and watching the ConfigMaps and Secrets (``run`` waits for their lists)."""
+        for cache in self.sources.values():
+            cache.start()
 
     # What the watch handlers call. Only bookkeeping: the loop does the rest.
 
@@ -114,20 +123,10 @@ class Controller:
                 task.cancel()
 
     async def _look_at_marked_and_due(self) -> None:
-        now = time.time()
-        due = [key for key, at in self._timers.items() if at <= now]
-        # A rollout that never reports progress must stop holding its place under the caps.
-        due += [
-            key
-            for key, flight in self._running.items()
-            if now - flight.since >= rollout.ROLLOUT_TIMEOUT_SECONDS
-        ]
-        for key in due:
-            self._timers.pop(key, None)
-        marked = self._dirty | set(due)
+        marked = self._dirty | self.fleet.take_due(time.time())
         # A workload whose own write is in flight is looked at again once that write is done.
         self._dirty = marked & self._writing
-        for key in sorted(marked - self._writing, key=self._order):
+        for key in self.fleet.order(marked - self._writing):
             try:
                 writes = self.look(key, time.time())
             except Exception as exc:
@@ -163,76 +162,58 @@ class Controller:
             RETRY_SECONDS,
             exc_info=not isinstance(exc, ApiException),
         )
-        self._timers[key] = time.time() + RETRY_SECONDS
+        self.fleet.retry_at(key, time.time() + RETRY_SECONDS)
 
     async def _sleep(self) -> None:
         if self._dirty - self._writing:
             return
-        wake_times = [
-            *self._timers.values(),
-            *(flight.since + rollout.ROLLOUT_TIMEOUT_SECONDS for flight in self._running.values()),
-        ]
-        timeout = max(0.0, min(wake_times) - time.time()) if wake_times else None
+        wake_at = self.fleet.wake_at()
+        timeout = max(0.0, wake_at - time.time()) if wake_at is not None else None
         self._wakeup.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wakeup.wait(), timeout)
 
-    def _order(self, key: WorkloadKey) -> tuple[float, WorkloadKey]:
-        # Under a full concurrency cap, the longest-waiting change goes first.
-        state = self._states.get(key)
-        return (state.pending.since if state is not None and state.pending is not None else float("inf"), key)
-
     def look(self, key: WorkloadKey, now: float) -> Writes | None:
         """Look at one workload once and decide; returns the writes still to make, if any."""
         facts = self.workloads.get(key)
-        self._release(key, facts, now)
         if facts is None:
-            self._forget(key)
+            self._released(key, self.fleet.gone(key))
             return None
-        if self._written.get(key) == facts.resource_version:
-            return None  # our last write is not in the watch stream yet: these facts are stale
-        decision = rollout.decide(
+        seen = self.fleet.look(
             now,
             facts,
             policies=self.view.sorted_policies(),
             namespace_labels=self.view.labels_of(facts.namespace),
             ignored_namespaces=self.options.all_ignored_namespaces,
             sources=self._sources_of(facts),
-            state=self._states.get(key),
-            running=[flight for other, flight in self._running.items() if other != key],
             key_id=self.key_id,
         )
-        if decision.settings is not None and key not in self._running:
-            # After a restart: a rollout of ours still running counts against the caps too.
-            adopted = rollout.adopt_running(facts, decision.settings.policies, now)
-            if adopted is not None:
-                self._running[key] = adopted
+        self._released(key, seen)
+        decision = seen.decision
+        if decision is None:
+            return None
         if decision.patch is not None:
-            before = self._running.get(key)
-            if decision.write is rollout.Write.ROLLOUT and decision.settings is not None:
-                # It holds its place under the caps from now on, so the next decision counts it;
-                # the generation it must reach is known once its write returns.
-                self._running[key] = rollout.InFlight(decision.settings.policies, now, facts.generation + 1)
-            return functools.partial(self._write_then_settle, facts, decision, before)
-        self._settle(facts, decision)
+            return functools.partial(self._write_then_report, facts, decision, decision.patch)
+        self._log(facts, decision)
         reports = decision.step.reports if decision.step is not None else ()
         return functools.partial(self._report_all, facts, reports) if reports else None
 
-    async def _write_then_settle(
-        self, facts: rollout.WorkloadFacts, decision: rollout.Decision, before: rollout.InFlight | None
+    def _released(self, key: WorkloadKey, seen: rollout.Look) -> None:
+        if seen.released:
+            log.info("%s %s/%s: rollout no longer running (finished, stopped or timed out)", *key)
+            self.look_at(seen.look_again)
+
+    async def _write_then_report(
+        self, facts: rollout.WorkloadFacts, decision: rollout.Decision, patch: dict[str, Any]
     ) -> None:
-        if not await self._write(facts, decision):
-            # Not written: give back the place it held under the caps.
-            if before is None:
-                self._running.pop(facts.key, None)
-            else:
-                self._running[facts.key] = before
+        if not await self._write(facts, decision, patch):
+            self.fleet.not_written(facts.key)
             return
-        self._settle(facts, decision)
+        self._log(facts, decision)
         if decision.step is not None:
             await self._report_all(facts, decision.step.reports)
 
-    def _settle(self, facts: rollout.WorkloadFacts, decision: rollout.Decision) -> None:
+    def _log(self, facts: rollout.WorkloadFacts, decision: rollout.Decision) -> None:
         if decision.why:
             log.info("%s: %s", facts.describe(), decision.why)
         else:  # nothing new: only worth a line when debugging
@@ -241,12 +222,12 @@ class Controller:
                 facts.describe(),
                 f"not managed ({decision.unmanaged})" if decision.unmanaged else "nothing to do",
             )
-        self._keep(facts.key, decision)
 
-    async def _write(self, facts: rollout.WorkloadFacts, decision: rollout.Decision) -> bool:
-        assert decision.patch is not None and self.api is not None
+    async def _write(
+        self, facts: rollout.WorkloadFacts, decision: rollout.Decision, patch: dict[str, Any]
+    ) -> bool:
         try:
-            patched = await self._call(kubeio.patch_workload, self.api, facts, decision.patch)
+            patched = await self._call(kubeio.patch_workload, self.api, facts, patch)
         except kubeio.Conflict:
             # The workload changed since these facts: its newer version is on its way to us.
             log.debug(
@@ -262,16 +243,17 @@ class Controller:
                 RETRY_SECONDS,
             )
             metrics.ERRORS.labels("rollout").inc()
-            self._timers[facts.key] = time.time() + RETRY_SECONDS
+            self.fleet.retry_at(facts.key, time.time() + RETRY_SECONDS)
             return False
-        if patched.resource_version != facts.resource_version:
-            self._written[facts.key] = facts.resource_version
         if decision.write is rollout.Write.ROLLOUT:
             metrics.ROLLOUTS.labels("config-change").inc()
-        if decision.write is rollout.Write.ROLLOUT and decision.settings is not None:
-            self._running[facts.key] = rollout.InFlight(
-                decision.settings.policies, time.time(), patched.generation
-            )
+        self.fleet.written(
+            facts,
+            decision,
+            time.time(),
+            resource_version=patched.resource_version,
+            generation=patched.generation,
+        )
         return True
 
     async def _call(self, call: Any, *args: Any) -> Any:
@@ -282,36 +264,7 @@ class Controller:
         for cache in self.sources.values():
             cache.stop()
         self._calls.shutdown(wait=False, cancel_futures=True)
-        if self.api is not None:
-            self.api.close()
-
-    def _keep(self, key: WorkloadKey, decision: rollout.Decision) -> None:
-        step = decision.step
-        if step is None:
-            if decision.settings is None:
-                self._forget(key)  # unmanaged
-            return
-        self._states[key] = step.state
-        if step.wake_at is not None:
-            self._timers[key] = step.wake_at
-        else:
-            self._timers.pop(key, None)
-        if step.action is rollout.Action.QUEUED:
-            self._queued.add(key)
-        else:
-            self._queued.discard(key)
-
-    def _release(self, key: WorkloadKey, facts: rollout.WorkloadFacts | None, now: float) -> None:
-        flight = self._running.get(key)
-        if flight is not None and not rollout.still_running(flight, facts, now):
-            del self._running[key]
-            log.info("%s %s/%s: rollout no longer running (finished, stopped or timed out)", *key)
-            self.look_at(self._queued)  # room under the caps: the queued may go now
-
-    def _forget(self, key: WorkloadKey) -> None:
-        for memory in (self._states, self._timers, self._written):
-            memory.pop(key, None)
-        self._queued.discard(key)
+        self.api.close()
 
     def _sources_of(self, facts: rollout.WorkloadFacts) -> dict[rollout.SourceId, rollout.SourceData]:
         found: dict[rollout.SourceId, rollout.SourceData] = {}
@@ -330,7 +283,6 @@ class Controller:
             await self._report(facts, report)
 
     async def _report(self, facts: rollout.WorkloadFacts, report: rollout.Report) -> None:
-        assert self.api is not None
         if report.reason == "ConfigRolloutBreakerOpen":
             metrics.BREAKER_TRIPS.inc()
         try:

@@ -18,11 +18,11 @@ import kopf
 
 from production_policy import GROUP, PLURAL, VERSION, kube
 from production_policy.engine import kinds, rollout
+from production_policy.processes import runtime
 from production_policy.processes.clusterview import ClusterView
 from production_policy.processes.options import ControllerOptions
 from production_policy.rollout import kubeio
 from production_policy.rollout.controller import WRITE_CONCURRENCY, Controller
-from production_policy.rollout.sources import SourceCache
 
 log = logging.getLogger(__name__)
 
@@ -36,24 +36,19 @@ def register_controller(
     registered into the same registry *before* this (kopf runs a resource's handlers in
     registration order, so the view is updated before the controller looks at it).
     """
-    controller = Controller(view, options)
+    started: runtime.Started[Controller] = runtime.Started("the config-rollout controller")
     ignored = options.all_ignored_namespaces
     tasks: list[asyncio.Task[None]] = []
 
     @kopf.on.startup(registry=registry, id="rollout-startup")
     async def start(**_: Any) -> None:
         # The writes in flight, and the two long-lived watches of ConfigMaps and Secrets.
-        controller.api = kube.api_client(connections=WRITE_CONCURRENCY + 2)
-        controller.hmac_key = await asyncio.to_thread(
-            kubeio.load_or_create_key, controller.api, options.operator_namespace, options.key_secret
+        api = kube.api_client(connections=WRITE_CONCURRENCY + 2)
+        hmac_key = await asyncio.to_thread(
+            kubeio.load_or_create_key, api, options.operator_namespace, options.key_secret
         )
-        controller.key_id = rollout.key_id(controller.hmac_key)
-        controller.sources = {
-            kind: SourceCache(kind, controller.api, ignored, controller.hmac_key, controller.source_changed)
-            for kind in ("ConfigMap", "Secret")
-        }
-        for cache in controller.sources.values():
-            cache.start()
+        controller = started.set(Controller(view, options, api, hmac_key))
+        controller.start()
         tasks.append(asyncio.create_task(controller.run(), name="config-rollout loop"))
         log.info(
             "config rollouts: digest key id %s; ignored namespaces: %s",
@@ -67,22 +62,27 @@ def register_controller(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        controller.close()
+        controller = started.take()
+        if controller is not None:
+            controller.close()
 
     for kind in kinds.ROLLABLE:
-        _register_workload(registry, controller, kind, ignored)
+        _register_workload(registry, started, kind, ignored)
 
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry, id="rollout-policies")
     async def policy_event(**_: Any) -> None:
-        controller.policies_changed()
+        started.get().policies_changed()
 
     @kopf.on.event("", "v1", "namespaces", registry=registry, id="rollout-namespaces")
     async def namespace_event(name: str, **_: Any) -> None:
-        controller.namespace_changed(name)
+        started.get().namespace_changed(name)
 
 
 def _register_workload(
-    registry: kopf.OperatorRegistry, controller: Controller, kind: kinds.WorkloadKind, ignored: frozenset[str]
+    registry: kopf.OperatorRegistry,
+    started: runtime.Started[Controller],
+    kind: kinds.WorkloadKind,
+    ignored: frozenset[str],
 ) -> None:
     def wanted(namespace: str | None, **_: Any) -> bool:
         return namespace not in ignored
@@ -92,8 +92,8 @@ def _register_workload(
     )
     async def workload_event(type: str, namespace: str | None, name: str, body: kopf.Body, **_: Any) -> None:
         if type == "DELETED":
-            controller.workload_gone((kind.kind, namespace or "", name))
+            started.get().workload_gone((kind.kind, namespace or "", name))
             return
         facts = rollout.workload_facts(body)
         if facts is not None:
-            controller.workload_seen(facts)
+            started.get().workload_seen(facts)

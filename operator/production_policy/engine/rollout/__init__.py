@@ -5,6 +5,8 @@
 - :mod:`.settings` merges the ``configRollout`` settings of the matching policies.
 - :mod:`.schedule` is the debounce / minimum interval / breaker / cap state machine.
 - :mod:`.writes` builds the patches; :mod:`.decide` puts it all together for one workload.
+- :mod:`.fleet` is the cluster-wide ledger: rollouts in flight under the caps, queue order, what
+  is kept of each workload between looks.
 """
 
 from production_policy.engine.rollout.baseline import (
@@ -30,6 +32,7 @@ from production_policy.engine.rollout.facts import (
     WorkloadFacts,
     workload_facts,
 )
+from production_policy.engine.rollout.fleet import Fleet, Look
 from production_policy.engine.rollout.schedule import (
     ROLLOUT_TIMEOUT_SECONDS,
     Action,
@@ -55,7 +58,9 @@ __all__ = [
     "Baseline",
     "Comparison",
     "Decision",
+    "Fleet",
     "InFlight",
+    "Look",
     "Missing",
     "Observation",
     "Report",

@@ -24,6 +24,7 @@ from production_policy.engine.rollout.schedule import (
     InFlight,
     Step,
     WorkloadState,
+    adopt_running,
     blocker,
     has_capacity,
     step,
@@ -53,6 +54,8 @@ class Decision:
     """One line for the log; empty when nothing new happened."""
     unmanaged: str | None = None
     """Why the controller leaves the workload alone; None when it manages it."""
+    adopted: InFlight | None = None
+    """A rollout of ours found still running (after a restart): it counts against the caps from now on."""
 
     @property
     def state(self) -> WorkloadState | None:
@@ -90,15 +93,19 @@ def decide(
     state: WorkloadState | None,
     running: Iterable[InFlight],
     key_id: str,
+    own: InFlight | None = None,
 ) -> Decision:
     """Everything the controller decides about one workload, given what it holds of the cluster.
 
     ``sources`` holds the digests of the ConfigMaps and Secrets of the workload's namespace (only
-    those it references are looked up); ``running`` the rollouts still in progress.
+    those it references are looked up); ``running`` the other workloads' rollouts still in
+    progress, ``own`` this workload's (None: the controller knows of none, so a rollout of ours
+    still running since before a restart is reported in ``Decision.adopted``).
     """
     reason, settings = unmanaged_reason(facts, policies, namespace_labels, ignored_namespaces)
     if settings is None:
         return Decision(Write.NONE, None, None, None, "", unmanaged=reason)
+    adopted = adopt_running(facts, settings.policies, now) if own is None else None
     observation = observe(facts.references, sources)
     stored = decode(facts.baseline)
     comparison = compare(stored, observation, key_id)
@@ -110,7 +117,8 @@ def decide(
             if stored is None
             else "the stored one was made with another digest key"
         )
-        return Decision(Write.BASELINE, baseline_patch(facts, comparison.next_baseline), None, settings, why)
+        patch = baseline_patch(facts, comparison.next_baseline)
+        return Decision(Write.BASELINE, patch, None, settings, why, adopted=adopted)
     result = step(
         now,
         state or WorkloadState(),
@@ -122,20 +130,20 @@ def decide(
         capacity=has_capacity(settings.max_concurrent, running),
     )
     if result.action is Action.ROLL:
-        return Decision(
-            Write.ROLLOUT, rollout_patch(facts, comparison.next_baseline, now), result, settings, result.why
-        )
+        patch = rollout_patch(facts, comparison.next_baseline, now)
+        return Decision(Write.ROLLOUT, patch, result, settings, result.why, adopted=adopted)
     if result.action is Action.IDLE and comparison.rewrite:
         return Decision(
             Write.BASELINE,
             baseline_patch(facts, comparison.next_baseline),
             result,
             settings,
-            _adoption(comparison),
+            _references_note(comparison),
+            adopted=adopted,
         )
-    return Decision(Write.NONE, None, result, settings, result.why)
+    return Decision(Write.NONE, None, result, settings, result.why, adopted=adopted)
 
 
-def _adoption(comparison: Comparison) -> str:
+def _references_note(comparison: Comparison) -> str:
     sources = ", ".join(f"{kind} {name}" for kind, name in sorted(comparison.next_baseline.sources))
     return f"baseline updated for changed references, no rollout (tracking: {sources or 'nothing'})"
