@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from production_policy.api import ProductionPolicy, parse_policy
-from production_policy.engine.rollout.facts import WorkloadFacts
+from production_policy.engine.names import BASELINE_ANNOTATION, ROLLED_AT_ANNOTATION
+from production_policy.engine.rollout.facts import WorkloadFacts, parse_time
 
 
 def facts(**overrides: Any) -> WorkloadFacts:
@@ -56,4 +58,18 @@ def policy(
                 "configRollout": {"enabled": enabled, **rollout},
             },
         }
+    )
+
+
+def applied(workload: WorkloadFacts, patch: dict[str, Any], resource_version: str) -> WorkloadFacts:
+    """The workload as the API server leaves it after the controller's merge ``patch``."""
+    annotations = patch["metadata"]["annotations"]
+    rolled = "spec" in patch
+    return replace(
+        workload,
+        resource_version=resource_version,
+        baseline=annotations[BASELINE_ANNOTATION],
+        rolled_at=parse_time(annotations.get(ROLLED_AT_ANNOTATION)) or workload.rolled_at,
+        generation=workload.generation + rolled,
+        settled=workload.settled and not rolled,
     )

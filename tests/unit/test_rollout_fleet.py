@@ -13,7 +13,6 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from production_policy.api import ProductionPolicy
 from production_policy.engine import SourceRef, key_digests
 from production_policy.engine.rollout import (
-    BASELINE_ANNOTATION,
     ROLLOUT_TIMEOUT_SECONDS,
     Action,
     Decision,
@@ -26,9 +25,7 @@ from production_policy.engine.rollout import (
     compact,
     key_id,
 )
-from production_policy.engine.rollout.facts import parse_time
-from production_policy.engine.rollout.names import ROLLED_AT_ANNOTATION
-from tests.support.rollout import facts, policy
+from tests.support.rollout import applied, facts, policy
 
 KID = key_id(b"secret hmac key of this install!")
 REFS = (SourceRef("ConfigMap", "app", None, False),)
@@ -54,20 +51,6 @@ def look(
         ignored_namespaces=(),
         sources=data(version),
         key_id=KID,
-    )
-
-
-def applied(workload: WorkloadFacts, patch: dict[str, Any], resource_version: str) -> WorkloadFacts:
-    """The workload as the API server leaves it after our merge patch."""
-    annotations = patch["metadata"]["annotations"]
-    rolled = "spec" in patch
-    return replace(
-        workload,
-        resource_version=resource_version,
-        baseline=annotations[BASELINE_ANNOTATION],
-        rolled_at=parse_time(annotations.get(ROLLED_AT_ANNOTATION)) or workload.rolled_at,
-        generation=workload.generation + rolled,
-        settled=workload.settled and not rolled,
     )
 
 
