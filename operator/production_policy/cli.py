@@ -50,7 +50,9 @@ def _controller_options(args: argparse.Namespace) -> Any:
     from production_policy.processes.options import ControllerOptions
 
     return ControllerOptions(
-        operator_namespace=args.namespace, ignored_namespaces=SYSTEM_NAMESPACES | set(args.exclude_namespace)
+        operator_namespace=args.namespace,
+        ignored_namespaces=SYSTEM_NAMESPACES | set(args.exclude_namespace),
+        leader_election=getattr(args, "leader_election", False),
     )
 
 
@@ -118,8 +120,15 @@ def build_parser() -> argparse.ArgumentParser:
     webhook.add_argument("--tls-key-file", default="/tls/tls.key")
     webhook.set_defaults(handler=_run_webhook)
 
-    controller = commands.add_parser("controller", help="config rollouts and policy status (1 replica)")
+    controller = commands.add_parser("controller", help="config rollouts and policy status")
     _operator_options(controller)
+    controller.add_argument(
+        "--leader-election",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="act only while holding the Lease production-policy-controller in --namespace, so "
+        "replicas can stand by (default: on)",
+    )
     controller.set_defaults(handler=_run_controller)
 
     run = commands.add_parser("run", help="the whole operator in one process (--dev: for local clusters)")

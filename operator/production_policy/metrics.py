@@ -41,6 +41,10 @@ ERRORS = Counter(
 for _component in ("admission", "rollout", "audit"):
     ERRORS.labels(_component)  # present at 0 from the start, so a rate() has a baseline
 
+LEADER = Gauge(
+    "production_policy_leader",
+    "1 while this controller replica holds the leader-election Lease and acts; 0 while it stands by.",
+)
 CERTIFICATE_EXPIRY = Gauge(
     "production_policy_serving_certificate_expiry_seconds",
     "Seconds until the webhook's serving certificate expires.",

@@ -35,8 +35,11 @@ EXPECTED: dict[tuple[str, str], set[Permission]] = {
     | _grant("batch", ["jobs", "cronjobs"], _READ)
     | _grant("", ["events"], ["create", "patch"])
     | _grant("events.k8s.io", ["events"], ["create", "patch"]),
-    # Only in the release namespace: the controller creates its digest key Secret there.
-    ("Role", "controller"): _grant("", ["secrets"], ["create"]),
+    # Only in the release namespace: the controller creates its digest key Secret there, and its
+    # replicas elect a leader on one Lease.
+    ("Role", "controller"): _grant("", ["secrets"], ["create"])
+    | _grant("coordination.k8s.io", ["leases"], ["create"])
+    | _grant("coordination.k8s.io", ["leases"], ["get", "update"], ("production-policy-controller",)),
     # Only while the pre-delete hook runs.
     ("ClusterRole", "cleanup"): _grant(
         "admissionregistration.k8s.io",

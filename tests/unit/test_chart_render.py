@@ -247,7 +247,7 @@ def test_webhook_is_highly_available(rendered: dict[str, list[dict[str, Any]]]) 
     by_node = next(c for c in spread if c["topologyKey"] == "kubernetes.io/hostname")
     assert by_node["whenUnsatisfiable"] == "DoNotSchedule"
     assert by_node["labelSelector"]["matchLabels"].items() <= pod_labels.items()
-    budget = one(objects, "PodDisruptionBudget")
+    budget = one(objects, "PodDisruptionBudget", "-webhook")
     assert budget["spec"]["minAvailable"] == 1
     assert budget["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
     service = one(objects, "Service")
@@ -261,10 +261,23 @@ def test_webhook_is_highly_available(rendered: dict[str, list[dict[str, Any]]]) 
     )
 
 
-def test_controller_is_a_single_recreated_replica(rendered: dict[str, list[dict[str, Any]]]) -> None:
-    controller = one(rendered["default"], "Deployment", "-controller")
-    assert controller["spec"]["replicas"] == 1
-    assert controller["spec"]["strategy"] == {"type": "Recreate"}
+def test_controller_runs_a_leader_and_a_standby(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    objects = rendered["default"]
+    controller = one(objects, "Deployment", "-controller")
+    assert controller["spec"]["replicas"] == 2
+    assert controller["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    container = controller["spec"]["template"]["spec"]["containers"][0]
+    assert "--no-leader-election" not in container["args"]  # on by default
+    assert {e["name"] for e in container["env"]} >= {"POD_NAME", "POD_NAMESPACE"}  # identity, Lease
+    pod_labels = controller["spec"]["template"]["metadata"]["labels"]
+    budget = one(objects, "PodDisruptionBudget", "-controller")
+    assert budget["spec"]["maxUnavailable"] == 1
+    assert budget["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    webhook = one(objects, "Deployment", "-webhook")
+    assert (
+        not budget["spec"]["selector"]["matchLabels"].items()
+        <= webhook["spec"]["template"]["metadata"]["labels"].items()
+    )
 
 
 def _operator_containers(objects: list[dict[str, Any]]) -> list[tuple[str, list[str]]]:
@@ -397,6 +410,7 @@ def test_hooks_are_not_part_of_the_release_objects(rendered: dict[str, list[dict
         ("webhook.failurePolicy.validating=Deny", "validating"),
         ("webhok.replicas=3", "additional properties"),
         ("webhook.replicas=3,webhook.podDisruptionBudget.minAvailable=3", "no node could ever be drained"),
+        ("controller.replicas=0", "minimum"),
         ("excludeNamespaces={Not_A_Namespace}", "excludeNamespaces"),
     ],
 )

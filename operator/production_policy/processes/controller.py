@@ -1,18 +1,68 @@
-"""``production-policy controller``: config rollouts and the policy audit, in one process of its own."""
+"""``production-policy controller``: config rollouts and the policy audit, in one process of its own.
+
+With leader election (the default), the process first waits for the Lease, serving only /metrics
+(its health check) meanwhile; once it holds the Lease it starts watching and acting. A replica that
+cannot renew the Lease in time exits at once: it must not write after another replica has taken over.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import os
 
+from production_policy import kube
 from production_policy.audit import register_audit
 from production_policy.processes import runtime
 from production_policy.processes.clusterview import ClusterView, initial_sync, register_views
+from production_policy.processes.leadership import LeaderElector, LeadershipLost
 from production_policy.processes.options import ControllerOptions
 from production_policy.rollout import register_controller
 
+log = logging.getLogger(__name__)
+
+LEASE_NAME = "production-policy-controller"
+LOST_EXIT_CODE = 3
+
 
 async def run_controller(options: ControllerOptions) -> None:
-    """Load the policies and namespaces, then watch and roll until SIGINT/SIGTERM."""
+    """Hold the Lease (unless election is off), then watch and roll until SIGINT/SIGTERM."""
+    if not options.leader_election:
+        await _act(options)
+        return
+    api = kube.api_client()
+    elector = LeaderElector(
+        kube.LeaseStore(api, options.operator_namespace, LEASE_NAME),
+        options.operator_namespace,
+        LEASE_NAME,
+        options.instance,
+    )
+    try:
+        await elector.acquire()
+        acting = asyncio.create_task(_act(options), name="controller")
+        keeping = asyncio.create_task(elector.keep(), name="lease renewal")
+        await asyncio.wait({acting, keeping}, return_when=asyncio.FIRST_COMPLETED)
+        if keeping.done():
+            _exit_lost(keeping)
+        keeping.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await keeping
+        acting.result()
+    finally:
+        await elector.release()
+        api.close()
+
+
+def _exit_lost(keeping: asyncio.Task[None]) -> None:
+    error = keeping.exception()
+    log.critical("stopping at once: %s", error if isinstance(error, LeadershipLost) else repr(error))
+    logging.shutdown()
+    # Not a graceful shutdown: writes in flight must not finish after another replica took over.
+    os._exit(LOST_EXIT_CODE)
+
+
+async def _act(options: ControllerOptions) -> None:
     view = ClusterView()
     registry = runtime.new_registry()
     register_views(registry, view)  # first: the view must be current before the controller looks

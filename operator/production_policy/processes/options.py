@@ -25,7 +25,9 @@ class ControllerOptions:
     ignored_namespaces: frozenset[str] = SYSTEM_NAMESPACES
     key_secret: str = DIGEST_KEY_SECRET
     instance: str = field(default_factory=lambda: os.environ.get("POD_NAME") or os.uname().nodename)
-    """``reportingInstance`` of the controller's Events."""
+    """``reportingInstance`` of the controller's Events, and its identity in leader election."""
+    leader_election: bool = True
+    """Act only while holding the controller's Lease (``production-policy controller``)."""
 
     @property
     def all_ignored_namespaces(self) -> frozenset[str]:
