@@ -71,8 +71,10 @@ test: lint cluster-bins  ## everything CI runs: lint, all unit tests (slow ones,
 	PP_REQUIRE_CLUSTER=1 $(BIN)/pytest tests --hypothesis-profile=thorough --cov=production_policy \
 		--cov-report=term $(PYTEST_ARGS)
 
-bench: cluster-bins  ## benchmarks into bench/results (SCENARIOS=admission_e2e,webhook,rollout,memory,reloader)
-	$(BIN)/python -m bench.run --scenarios $(SCENARIOS)
+# Scenario 5 needs a stakater/Reloader binary (built by hand; see bench/reloader.py).
+RELOADER_BIN ?=
+bench: cluster-bins  ## benchmarks into bench/results (SCENARIOS=admission_e2e,webhook,rollout,memory,reloader; RELOADER_BIN=path)
+	RELOADER_BIN="$(RELOADER_BIN)" $(BIN)/python -m bench.run --scenarios $(SCENARIOS)
 
 clean:  ## remove the virtualenv, the local cluster state and the tool caches
 	rm -rf $(VENV) .cluster .pytest_cache .mypy_cache .ruff_cache

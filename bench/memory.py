@@ -54,7 +54,7 @@ def _cpu_ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12])
 
 
-async def _settled(process: Process, timeout: float, quiet_seconds: float) -> float | None:
+async def settled(process: Process, timeout: float, quiet_seconds: float) -> float | None:
     """Wait until the process has used (almost) no CPU for ``quiet_seconds``; returns seconds waited.
 
     None when it was still busy at ``timeout`` (kopf still working through the initial listing).
@@ -99,7 +99,7 @@ async def _measure(
             # The first controller to see a workload writes its baseline, one workload at a time.
             timeout = scale.settle_timeout + objects.BASELINE_SECONDS_EACH * workloads
             baselines = await objects.wait_baselined(api, NAMESPACE, workloads, timeout=timeout)
-        settled = await _settled(controller, scale.settle_timeout, scale.quiet_seconds)
+        idle_after = await settled(controller, scale.settle_timeout, scale.quiet_seconds)
         memory = common.memory_kib(controller.pid)
     row = {
         "step": label,
@@ -108,7 +108,7 @@ async def _measure(
         "peak_rss_mib": round(memory["VmHWM"] / 1024, 1),
         "ready_s": round(time.monotonic() - began, 1),
         "baselines_present_after_s": round(baselines, 1) if baselines is not None else None,
-        "idle": settled is not None,
+        "idle": idle_after is not None,
         "load_average": common.load_now(),
     }
     log(f"{label}: RSS {row['rss_mib']} MiB (peak {row['peak_rss_mib']} MiB)")

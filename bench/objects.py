@@ -9,6 +9,8 @@ pods would only make kube-controller-manager and KWOK compete for the 2 cores.
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
 import os
 import time
 from typing import Any
@@ -17,7 +19,6 @@ from bench import common
 from bench.common import KubeHttp, log
 
 SHARED = "shared"
-DIGEST = "productionpolicy.dev/config-digest"
 BASELINE = "productionpolicy.dev/config-baseline"
 CONCURRENCY = 32
 BASELINE_SECONDS_EACH = 0.25
@@ -128,11 +129,14 @@ async def list_deployments(
     return items, resource_version
 
 
-def template_digests(items: list[dict[str, Any]]) -> dict[str, str | None]:
-    return {
-        d["metadata"]["name"]: (d["spec"]["template"]["metadata"].get("annotations") or {}).get(DIGEST)
-        for d in items
-    }
+def template_hash(workload: dict[str, Any]) -> str:
+    """A digest of a workload's pod template: it changes exactly when the workload rolls."""
+    text = json.dumps(workload["spec"]["template"], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def template_hashes(items: list[dict[str, Any]]) -> dict[str, str]:
+    return {d["metadata"]["name"]: template_hash(d) for d in items}
 
 
 async def count_baselined(api: KubeHttp, namespace: str) -> tuple[int, int]:

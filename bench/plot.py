@@ -157,7 +157,68 @@ def memory(data: dict[str, Any], path: Path) -> None:
     _save(plt, fig, data, path)
 
 
-PLOTS = {"admission_e2e": admission_e2e, "webhook": webhook, "rollout": rollout, "memory": memory}
+def reloader(data: dict[str, Any], path: Path) -> None:
+    if not data.get("built"):
+        return
+    plt = _pyplot()
+    fig, (mem, react) = plt.subplots(1, 2, figsize=(14, 5), gridspec_kw={"width_ratios": [3, 2]})
+    steps = data["steps"]
+    labels = []
+    for step in steps:
+        label = f"{step['workloads']:,} workloads"
+        if "extra_secrets" in step:
+            size = step["extra_secret_bytes"]
+            label += (
+                f" + {step['extra_secrets']:,} Secrets of {size // 1024} KiB"
+                if size >= 1024
+                else (f" + {step['extra_secrets']:,} Secrets of {size} B")
+            )
+        labels.append(textwrap.fill(label, 18))
+    x = range(len(steps))
+    bars = (
+        ("reloader", "rss_idle_mib", -0.3, "Reloader idle", "#ff9896"),
+        ("reloader", "rss_busy_mib", -0.1, "Reloader busy", "#d62728"),
+        ("ours", "rss_idle_mib", 0.1, "ours idle", "#aec7e8"),
+        ("ours", "rss_busy_mib", 0.3, "ours busy", "#1f77b4"),
+    )
+    for peer, key, offset, label, color in bars:
+        values = [s["peers"][peer][key] for s in steps]
+        mem.bar([i + offset for i in x], values, width=0.2, label=label, color=color)
+        for i, v in enumerate(values):
+            mem.annotate(f"{v:.0f}", (i + offset, v), ha="center", va="bottom", fontsize=7)
+    mem.set_xticks(list(x), labels, fontsize=8)
+    mem.set_ylabel("RSS, MiB")
+    mem.legend(fontsize=8)
+    mem.set_title("memory")
+    first = steps[0]["peers"]
+    what = ["1 workload p50", "1 workload p99", f"{first['ours']['fanout']['workloads']} workloads, all"]
+
+    def reaction(peer: dict[str, Any]) -> list[float]:
+        fan = [v for v in peer["fanout"]["all_patched_ms"] if v is not None]
+        lat = peer["one_workload"]["latency"]
+        return [lat.get("p50_ms", 0), lat.get("p99_ms", 0), max(fan) if fan else 0]
+
+    for offset, peer, color in ((-0.2, "reloader", "#d62728"), (0.2, "ours", "#1f77b4")):
+        values = reaction(first[peer])
+        react.bar([i + offset for i in range(3)], values, width=0.4, label=peer, color=color)
+        for i, v in enumerate(values):
+            react.annotate(f"{v:,.0f}", (i + offset, v), ha="center", va="bottom", fontsize=7)
+    react.set_yscale("log")
+    react.set_xticks(range(3), what, fontsize=8)
+    react.set_ylabel("ms from the ConfigMap update to the template patch (log)")
+    react.legend(fontsize=8)
+    react.set_title(f"reaction at {steps[0]['workloads']:,} workloads")
+    fig.suptitle(data["title"])
+    _save(plt, fig, data, path)
+
+
+PLOTS = {
+    "admission_e2e": admission_e2e,
+    "webhook": webhook,
+    "rollout": rollout,
+    "memory": memory,
+    "reloader": reloader,
+}
 
 
 def plot_all(out: Path, names: list[str] | None = None) -> list[Path]:
@@ -171,6 +232,7 @@ def plot_all(out: Path, names: list[str] | None = None) -> list[Path]:
             continue
         target = out / f"{name}.png"
         draw(data, target)
-        log(f"wrote {target}")
-        made.append(target)
+        if target.exists():
+            log(f"wrote {target}")
+            made.append(target)
     return made

@@ -3,7 +3,7 @@
 A control plane with 2,000 Deployments, 2,000 ConfigMaps and 2,000 Secrets (bench.objects), one
 ``production-policy controller`` process, and a policy with no debounce, no minimum interval and
 no concurrency cap (maxConcurrent 1000, its maximum). A watch on the Deployments records when each
-one's pod-template digest changes; latency = that watch event's arrival - the update's response.
+one's pod template changes; latency = that watch event's arrival - the update's response.
 
 - one workload: ConfigMap ``cm-N`` (referenced by ``dep-N`` only) changed, for several N in turn;
 - 100 workloads: ConfigMap ``shared`` (referenced by ``dep-0`` .. ``dep-99``) changed, a few times.
@@ -47,15 +47,20 @@ TINY = Scale(workloads=12, fanout=5, single_samples=2, fanout_rounds=1)
 
 
 class TemplateWatch:
-    """A watch of the namespace's Deployments: when each one's pod-template digest last changed."""
+    """A watch of the namespace's Deployments: when each one's pod template was changed.
+
+    A rollout is a new pod template (not a new ``metadata.generation``: a Deployment's grows with
+    its annotations too), so the watch counts any controller's rollouts the same way: ours (the
+    digest annotation), Reloader's (its own annotation or env var), anyone's.
+    """
 
     def __init__(
-        self, api: KubeHttp, namespace: str, resource_version: str, digests: dict[str, str | None]
+        self, api: KubeHttp, namespace: str, resource_version: str, templates: dict[str, str]
     ) -> None:
         self.api = api
         self.path = common.ns_path(namespace, "deployments", group="apps/v1")
         self.resource_version = resource_version
-        self.digests = dict(digests)
+        self.templates = dict(templates)
         self.changed: dict[str, list[float]] = {}
         self._task: asyncio.Task[None] | None = None
         self.events = 0
@@ -71,7 +76,7 @@ class TemplateWatch:
             await self._task
 
     async def _run(self) -> None:
-        params = {"watch": "1", "resourceVersion": self.resource_version, "timeoutSeconds": "1800"}
+        params = {"watch": "1", "resourceVersion": self.resource_version, "timeoutSeconds": "3600"}
         timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
         async with self.api.session.get(
             self.api.server + self.path, params=params, timeout=timeout
@@ -86,11 +91,10 @@ class TemplateWatch:
                 if event.get("type") not in ("ADDED", "MODIFIED"):
                     continue
                 name = obj["metadata"]["name"]
-                annotations = obj["spec"]["template"]["metadata"].get("annotations") or {}
-                digest = annotations.get(objects.DIGEST)
-                if name in self.digests and self.digests[name] != digest:
+                template = objects.template_hash(obj)
+                if name in self.templates and template != self.templates[name]:
                     self.changed.setdefault(name, []).append(arrived)
-                self.digests[name] = digest
+                self.templates[name] = template
 
     def changed_since(self, names: list[str], since: float) -> dict[str, float]:
         found = {}
@@ -100,11 +104,16 @@ class TemplateWatch:
                 found[name] = times[0]
         return found
 
+    def rollouts_since(self, since: float) -> dict[str, int]:
+        """How many times each Deployment's template was changed since ``since``."""
+        counts = {name: sum(1 for t in times if t >= since) for name, times in self.changed.items()}
+        return {name: n for name, n in counts.items() if n}
 
-async def _change(
+
+async def change_and_wait(
     api: KubeHttp, watch: TemplateWatch, config_map: str, referrers: list[str], round_: int, timeout: float
 ) -> dict[str, Any]:
-    """Change one key of ``config_map``; wait for every referrer's template patch."""
+    """Change one key of ``config_map``; wait (at most ``timeout``) for every referrer's template patch."""
     sent = time.perf_counter()
     await api.merge_patch(
         common.ns_path(NAMESPACE, "configmaps", config_map),
@@ -161,7 +170,7 @@ async def _scenario(kubeconfig: Path, scale: Scale, log_path: Path) -> dict[str,
                 await api.get(common.ns_path(NAMESPACE, "deployments", group="apps/v1"))
                 list_times.append(time.perf_counter() - began)
             result["list_all_deployments_ms"] = common.summary_ms(list_times)
-            async with TemplateWatch(api, NAMESPACE, version, objects.template_digests(items)) as watch:
+            async with TemplateWatch(api, NAMESPACE, version, objects.template_hashes(items)) as watch:
                 await asyncio.sleep(1)
                 singles = []
                 # cm-N for N beyond the fan-out: each is referenced by dep-N only.
@@ -169,14 +178,16 @@ async def _scenario(kubeconfig: Path, scale: Scale, log_path: Path) -> dict[str,
                 for sample in range(scale.single_samples):
                     index = scale.fanout + sample * step
                     singles.append(
-                        await _change(api, watch, f"cm-{index}", [f"dep-{index}"], sample, scale.timeout)
+                        await change_and_wait(
+                            api, watch, f"cm-{index}", [f"dep-{index}"], sample, scale.timeout
+                        )
                     )
                     await asyncio.sleep(0.3)
                 fanouts = []
                 for round_ in range(scale.fanout_rounds):
                     log(f"changing the ConfigMap shared by {scale.fanout} Deployments (round {round_ + 1})")
                     fanouts.append(
-                        await _change(
+                        await change_and_wait(
                             api,
                             watch,
                             objects.SHARED,
@@ -228,7 +239,7 @@ def run(out: Path, scale: Scale = FULL) -> dict[str, Any]:
             "policy": "configRollout: debounceSeconds 0, minIntervalSeconds 0, maxConcurrent 1000 (no cap)",
             "controller": "`production-policy controller` (rollouts + audit), log format json",
             "measured": "from the ConfigMap PATCH response to the arrival of the watch event in which the "
-            "Deployment's pod-template digest annotation changed",
+            "Deployment's pod template changed",
         },
         **result,
         "goals": {

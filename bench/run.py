@@ -27,7 +27,7 @@ SCENARIOS: dict[str, tuple[Callable[..., dict[str, Any]], Any, Any]] = {
     "webhook": (webhook.run, webhook.FULL, webhook.TINY),
     "rollout": (rollout.run, rollout.FULL, rollout.TINY),
     "memory": (memory.run, memory.FULL, memory.TINY),
-    "reloader": (reloader.run, None, None),
+    "reloader": (reloader.run, reloader.FULL, reloader.TINY),
 }
 
 
@@ -59,12 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     began = time.monotonic()
     for name in names:
         run, full, tiny = SCENARIOS[name]
-        if name != "reloader" and not args.tiny:
+        if not args.tiny:
             wait_quiet(args.wait_quiet, args.quiet_load)
         log(f"=== scenario {name} (load {common.load_now()})")
         started = time.monotonic()
         try:
-            run(args.out, tiny if args.tiny else full) if full is not None else run(args.out)
+            run(args.out, tiny if args.tiny else full)
         except Exception as exc:
             traceback.print_exc()
             failed.append(name)

@@ -145,9 +145,7 @@ def rows_rollout(d: dict[str, Any], reloader: dict[str, Any] | None) -> list[lis
     fan_key = next(k for k in g if k.startswith("all_"))
     fan = g[fan_key]
     n = d["fanout"]["workloads"]
-    peer = (
-        "Reloader: not built (scenario 5)" if not (reloader and reloader.get("built")) else "Reloader: see 5"
-    )
+    peer = "Reloader: not run (scenario 5)" if not (reloader and reloader.get("built")) else "Reloader: see 5"
     listed = (d.get("list_all_deployments_ms") or {}).get("p50_ms")
     if listed is not None:
         # Context, not a Reloader measurement: Reloader LISTs every workload kind per change.
@@ -254,17 +252,43 @@ def rows_memory(d: dict[str, Any]) -> list[list[str]]:
 
 
 def rows_reloader(d: dict[str, Any]) -> list[list[str]]:
-    return [
-        [
-            "5 vs stakater/Reloader",
-            "ratios for scenarios 3 and 4",
-            "-",
-            "-",
-            "-",
-            "done" if d.get("built") and d.get("ratios") else "**not done**",
-            d["outcome"],
-        ]
-    ]
+    if not d.get("built"):
+        return [["5 vs stakater/Reloader", "side by side", "-", "-", "-", "**not run**", d["outcome"]]]
+    info = (d.get("reloader") or {}).get("build_info") or {}
+    peer = f"Reloader {info.get('releaseVersion', '?')} ({str(info.get('commitHash', '?'))[:12]})"
+    rows = []
+    for row in d["rows"]:
+        ours, theirs = row["ours"], row["reloader"]
+        ok = row["ours_no_worse"]
+        limit = ""
+        if ok is False and row["what"].startswith("RSS"):
+            limit = (
+                "The floor of a Python process: the interpreter, kopf (with aiohttp), pydantic and the "
+                "rest of what the controller imports, before it holds any object (scenario 4's empty "
+                "cluster); Reloader is one static Go binary."
+            )
+        elif ok is False:
+            limit = "See bench/results/reloader.json."
+        rows.append(
+            [
+                "5 vs Reloader",
+                f"no worse: {row['what']}",
+                _cell(ours),
+                f"{peer}: {_cell(theirs)}",
+                _x(row["ratio_ours_to_reloader"]),
+                _met(ok),
+                limit,
+            ]
+        )
+    return rows
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:,.1f}"
+    return "-" if value is None else f"{value:,}" if isinstance(value, int) else str(value)
 
 
 def write(out: Path) -> Path:
