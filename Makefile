@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 SCENARIOS ?= all
 
-.PHONY: help install lock cluster-bins cluster demo generate check-generated fmt lint unit e2e test clean bench
+.PHONY: help install lock cluster-bins cluster demo generate check-generated fmt lint typecheck unit e2e test clean bench
 CLUSTER ?= local
 # Python sources that ruff formats and checks.
 SOURCES := operator devtools tests bench
@@ -54,9 +54,12 @@ fmt: $(STAMP)  ## format the code and apply ruff's safe fixes
 	$(BIN)/ruff format $(SOURCES)
 	$(BIN)/ruff check --fix $(SOURCES)
 
-lint: $(STAMP)  ## ruff (rules and format) and mypy (strict, tests included)
+lint: $(STAMP)  ## ruff (rules and format), then typecheck
 	$(BIN)/ruff check $(SOURCES)
 	$(BIN)/ruff format --check $(SOURCES)
+	$(MAKE) --no-print-directory typecheck
+
+typecheck: $(STAMP)  ## mypy (strict) over the package, devtools, bench and tests
 	$(BIN)/mypy
 	$(BIN)/mypy -p bench -p devtools -p tests
 
