@@ -32,6 +32,9 @@ KUBERNETES_VERSIONS = ("v1.37.2", "v1.36.3", "v1.34.4")
 ETCD_VERSIONS = ("v3.6.16", "v3.6.15", "v3.6.13")
 KWOK_VERSIONS = ("v0.8.0", "v0.7.0")
 HELM_VERSIONS = ("v3.22.0", "v3.21.4")
+# Offline (`helm template`, `helm lint`) helm assumes the Kubernetes version stamped into it at build
+# time, v1.20 unless told: the one we test against, so the chart's kubeVersion constraint holds.
+HELM_ASSUMED_KUBERNETES = KUBERNETES_VERSIONS[0]
 
 KUBE_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
 ALL_BINARIES = (*KUBE_BINARIES, "etcd", "kwok", "helm")
@@ -190,7 +193,7 @@ def _wrapper_module(work: Path, module: str, version: str) -> Path:
 
 def build_kubernetes(version: str) -> Path:
     """Build kube-apiserver, kube-controller-manager, kube-scheduler and kubectl at ``version``."""
-    target = CACHE_ROOT / f"kubernetes-{version}"
+    target = _cache_dir("kubernetes", version)
     if _cached(target, KUBE_BINARIES):
         return target
     minor = version.split(".")[1]
@@ -244,7 +247,7 @@ def build_kubernetes(version: str) -> Path:
 
 def build_etcd(version: str) -> Path:
     """Build etcd from ``go.etcd.io/etcd/server/v3`` (its module root is the etcd binary)."""
-    target = CACHE_ROOT / f"etcd-{version}"
+    target = _cache_dir("etcd", version)
     if _cached(target, ("etcd",)):
         return target
     with tempfile.TemporaryDirectory(prefix="ppbins-etcd-") as tmp:
@@ -267,7 +270,7 @@ def build_etcd(version: str) -> Path:
 
 def build_kwok(version: str) -> Path:
     """Build kwok and gather the default node and pod stages kwokctl would install."""
-    target = CACHE_ROOT / f"kwok-{version}"
+    target = _cache_dir("kwok", version)
     if _cached(target, ("kwok", KWOK_STAGES_NAME)):
         return target
     with tempfile.TemporaryDirectory(prefix="ppbins-kwok-") as tmp:
@@ -302,9 +305,18 @@ def _write_kwok_stages(work: Path, version: str, destination: Path) -> None:
     destination.write_text("\n---\n".join(documents) + "\n")
 
 
+def _helm_ldflags(version: str) -> list[str]:
+    """helm's own version and the Kubernetes version it assumes offline, as its Makefile sets them."""
+    major, minor = HELM_ASSUMED_KUBERNETES.removeprefix("v").split(".")[:2]
+    flags = ["-s", "-w", f"-X helm.sh/helm/v3/internal/version.version={version}"]
+    for pkg in ("helm.sh/helm/v3/pkg/chartutil", "helm.sh/helm/v3/pkg/lint/rules"):
+        flags += [f"-X {pkg}.k8sVersionMajor={major}", f"-X {pkg}.k8sVersionMinor={minor}"]
+    return flags
+
+
 def build_helm(version: str) -> Path:
-    """Build helm with its version stamped in, so ``helm version`` tells the truth."""
-    target = CACHE_ROOT / f"helm-{version}"
+    """Build helm with its version and the Kubernetes version it assumes stamped in."""
+    target = _cache_dir("helm", version)
     if _cached(target, ("helm",)):
         return target
     with tempfile.TemporaryDirectory(prefix="ppbins-helm-") as tmp:
@@ -312,13 +324,13 @@ def build_helm(version: str) -> Path:
         out = work / "out"
         out.mkdir()
         (work / "go.mod").write_text("module local.test/ppbins\n\ngo 1.25\n")
-        log(f"building helm {version}")
+        log(f"building helm {version} (assumes Kubernetes {HELM_ASSUMED_KUBERNETES} offline)")
         _run_go(
             [
                 "install",
                 "-trimpath",
                 "-ldflags",
-                f"-s -w -X helm.sh/helm/v3/internal/version.version={version}",
+                " ".join(_helm_ldflags(version)),
                 f"helm.sh/helm/v3/cmd/helm@{version}",
             ],
             work,
@@ -331,7 +343,7 @@ def build_helm(version: str) -> Path:
 
 def _cached_kwok_stages() -> Path | None:
     for version in KWOK_VERSIONS:
-        stages = CACHE_ROOT / f"kwok-{version}" / KWOK_STAGES_NAME
+        stages = _cache_dir("kwok", version) / KWOK_STAGES_NAME
         if stages.is_file():
             return stages
     return None
@@ -346,8 +358,19 @@ _COMPONENTS: tuple[tuple[tuple[str, ...], str, tuple[str, ...], Callable[[str], 
 )
 
 
+def _cache_dir(component: str, version: str) -> Path:
+    """Where a build is cached: keyed by everything in its recipe that changes the binary.
+
+    helm's key carries the Kubernetes version it assumes, so changing that rebuilds it instead of
+    reusing a helm that still believes in v1.20.
+    """
+    if component == "helm":
+        return CACHE_ROOT / f"helm-{version}-kube-{HELM_ASSUMED_KUBERNETES}"
+    return CACHE_ROOT / f"{component}-{version}"
+
+
 def _in_cache(component: str, versions: tuple[str, ...], names: tuple[str, ...]) -> Path | None:
-    directories = (CACHE_ROOT / f"{component}-{version}" for version in versions)
+    directories = (_cache_dir(component, version) for version in versions)
     return next((directory for directory in directories if _cached(directory, names)), None)
 
 

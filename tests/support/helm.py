@@ -17,8 +17,6 @@ from tests.support.cluster import require_cluster
 from tests.support.paths import REPO
 
 CHART = REPO / "charts" / "production-policy"
-# helm template without a cluster assumes this Kubernetes version (the chart needs >= 1.29).
-KUBE_VERSION = "1.34.0"
 
 
 @cache
@@ -64,8 +62,12 @@ class Helm:
     def template(
         self, release: str, namespace: str, values: Sequence[str] = (), *extra: str
     ) -> list[dict[str, Any]]:
-        """``helm template`` of the chart as objects; ``values`` are ``--set`` assignments."""
-        args = ["template", release, str(CHART), "--namespace", namespace, "--kube-version", KUBE_VERSION]
+        """``helm template`` of the chart as objects; ``values`` are ``--set`` assignments.
+
+        No ``--kube-version``: the project's helm assumes the Kubernetes version we test against,
+        as a person running ``helm template`` gets it.
+        """
+        args = ["template", release, str(CHART), "--namespace", namespace]
         for assignment in values:
             args += ["--set", assignment]
         return documents(self.run(*args, *extra).stdout)

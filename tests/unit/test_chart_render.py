@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from devtools import chartgen
+from devtools.devcluster import binaries
 from production_policy import cli
 from production_policy.admission import configuration
 from tests.support import rbac
@@ -73,6 +74,23 @@ def test_helm_lint_is_clean(helm: Helm, values: tuple[str, ...]) -> None:
     out = helm.run(*args).stdout
     assert "1 chart(s) linted, 0 chart(s) failed" in out
     assert not [line for line in out.splitlines() if line.startswith("[")], out  # no INFO/WARNING/ERROR
+
+
+def test_helm_template_and_lint_need_no_kube_version(helm: Helm) -> None:
+    # As a person types them: helm built with Kubernetes v1.20 assumed refuses the chart's
+    # kubeVersion (>= 1.29) here.
+    rendered = helm.run("template", str(CHART))
+    assert "kind: Deployment" in rendered.stdout
+    assert "1 chart(s) linted, 0 chart(s) failed" in helm.run("lint", str(CHART)).stdout
+
+
+def test_a_new_helm_recipe_is_a_new_cache_entry(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The cache is keyed by what goes into the build: a helm stamped with another Kubernetes
+    # version must be rebuilt, not reused from the old directory.
+    before = binaries._cache_dir("helm", "v3.22.0")
+    monkeypatch.setattr(binaries, "HELM_ASSUMED_KUBERNETES", "v1.99.0")
+    assert binaries._cache_dir("helm", "v3.22.0") != before
+    assert "-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=99" in binaries._helm_ldflags("v3.22.0")
 
 
 def test_generated_chart_files_are_current() -> None:
@@ -421,8 +439,6 @@ def test_unsafe_values_are_refused(helm: Helm, assignment: str, message: str) ->
         str(CHART),
         "--namespace",
         NAMESPACE,
-        "--kube-version",
-        "1.34.0",
         "--set",
         assignment,
     ]
