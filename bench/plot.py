@@ -188,7 +188,7 @@ def reloader(data: dict[str, Any], path: Path) -> None:
             mem.annotate(f"{v:.0f}", (i + offset, v), ha="center", va="bottom", fontsize=7)
     mem.set_xticks(list(x), labels, fontsize=8)
     mem.set_ylabel("RSS, MiB")
-    mem.legend(fontsize=8)
+    mem.legend(fontsize=8, loc="lower center", ncol=4)
     mem.set_title("memory")
     first = steps[0]["peers"]
     what = ["1 workload p50", "1 workload p99", f"{first['ours']['fanout']['workloads']} workloads, all"]

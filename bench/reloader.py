@@ -37,7 +37,7 @@ import socket
 import tempfile
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +109,7 @@ class Indexes:
     recreated: list[int]
     secrets: list[int]
     restart: list[int]
+    handover: list[int]
 
     @classmethod
     def of(cls, scale: Scale) -> Indexes:
@@ -120,6 +121,7 @@ class Indexes:
             scale.spurious_each,
             scale.secret_changes,
             scale.restart_changes,
+            1,
         ]
         start, parts = scale.fanout, []
         for size in sizes:
@@ -433,6 +435,58 @@ async def _restart(
     }
 
 
+LEASE = (
+    f"/apis/coordination.k8s.io/v1/namespaces/{common.OPERATOR_NAMESPACE}/leases/production-policy-controller"
+)
+
+
+async def _handover(
+    peer: Peer,
+    kubeconfig: Path,
+    tmp: Path,
+    api: KubeHttp,
+    watch: TemplateWatch,
+    scale: Scale,
+    ix: Indexes,
+    n: int,
+) -> dict[str, Any]:
+    """Ours only: a leader and a standby; the leader is killed (SIGKILL) and a change made at once.
+
+    (Reloader's ``--enable-ha`` cannot be run twice on one machine: both would bind port 9090.)
+    """
+    leader = replace(peer, env={**peer.env, "POD_NAME": "bench-leader"})
+    standby = replace(peer, env={**peer.env, "POD_NAME": "bench-standby"})
+    first, _, _ = await _start(leader, kubeconfig, tmp / "ours-leader.log", api, scale, n)
+    second = Process(
+        standby.argv, tmp / "ours-standby.log", env={"KUBECONFIG": str(kubeconfig), **standby.env}
+    )
+    try:
+        second.start()
+        await asyncio.sleep(5)  # the standby is up and trying for the Lease
+        second.check_alive()
+        assert first.popen is not None
+        first.popen.kill()
+        killed = time.perf_counter()
+        name = f"cm-{ix.handover[0]}"
+        await api.merge_patch(_cm(name), {"data": {"level": f"handover-{time.time_ns()}"}})
+        lease_s = None
+        while time.perf_counter() - killed < scale.timeout:
+            holder = ((await api.get(LEASE)).get("spec") or {}).get("holderIdentity")
+            if holder == "bench-standby":
+                lease_s = round(time.perf_counter() - killed, 1)
+                break
+            await asyncio.sleep(0.1)
+        rolled = await _wait_rolled(watch, [f"dep-{ix.handover[0]}"], killed, scale.timeout + 60)
+    finally:
+        first.stop()
+        second.stop()
+    return {
+        "lease_taken_after_s": lease_s,
+        "change_made_at_the_kill_rolled_after_s": None if rolled is None else round(rolled, 1),
+        "workloads": n,
+    }
+
+
 def _exactly_once(watch: TemplateWatch, since: float, expected: dict[str, int]) -> dict[str, Any]:
     rolled = watch.rollouts_since(since)
     extra = {name: n for name, n in rolled.items() if name not in expected}
@@ -470,6 +524,8 @@ async def _peer_full(
         row["restart"] = await _restart(
             peer, kubeconfig, tmp / f"{peer.name}-restart.log", api, watch, scale, ix, n
         )
+        if peer.name == "ours":
+            row["handover"] = await _handover(peer, kubeconfig, tmp, api, watch, scale, ix, n)
     log(f"{peer.name} at {n}: {json.dumps({k: row[k] for k in ('rss_idle_mib', 'rss_busy_mib')})}")
     return row
 
@@ -655,6 +711,22 @@ def comparison(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "unexpected or double rollouts in the whole run",
             r["exactly_once"]["unexpected_rollouts"],
             o["exactly_once"]["unexpected_rollouts"],
+        )
+    )
+    handover = o.get("handover") or {}
+    rows.append(
+        _row(
+            "leader killed (SIGKILL): the standby holds the Lease after s (Reloader: two replicas cannot "
+            "run on one machine, both bind :9090)",
+            None,
+            handover.get("lease_taken_after_s"),
+        )
+    )
+    rows.append(
+        _row(
+            "leader killed: a change made at the kill rolled after s",
+            None,
+            handover.get("change_made_at_the_kill_rolled_after_s"),
         )
     )
     for kind in OTHER_KINDS:
