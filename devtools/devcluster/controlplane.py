@@ -127,6 +127,9 @@ class ControlPlane:
     nodes: int = 2
     ports: Ports = field(default_factory=Ports)
     apiserver_extra_args: tuple[str, ...] = ()
+    disabled_admission_plugins: tuple[str, ...] = ()
+    """kube-apiserver admission plugins to turn off, e.g. ``MutatingAdmissionPolicy``: its API is then
+    still served, but nothing runs the policies (the case the operator's canary detects)."""
     binaries: Binaries | None = None
     components: dict[str, Component] = field(default_factory=dict)
     _owned_tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -323,6 +326,8 @@ class ControlPlane:
         if not _has_default_route():
             # Without a default route the apiserver cannot pick an advertise address by itself.
             argv.append("--advertise-address=127.0.0.1")
+        if self.disabled_admission_plugins:
+            argv.append(f"--disable-admission-plugins={','.join(self.disabled_admission_plugins)}")
         return argv + list(self.apiserver_extra_args)
 
     def _controller_manager_argv(self, b: Binaries) -> list[str]:

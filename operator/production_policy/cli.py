@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from production_policy import __version__, logs, metrics
+from production_policy.engine.apiserver import ENGINES
 
 
 def _operator_options(parser: argparse.ArgumentParser) -> None:
@@ -31,6 +32,12 @@ def _operator_options(parser: argparse.ArgumentParser) -> None:
         help="a namespace the operator never touches (repeatable)",
     )
     parser.add_argument("--metrics-port", type=int, default=9090, help="plain-HTTP /metrics port (0: off)")
+    parser.add_argument(
+        "--admission-engine",
+        choices=ENGINES,
+        default=os.environ.get("PP_ADMISSION_ENGINE", "webhook"),
+        help="who enforces: the webhooks, admission policies compiled into the API server, or both",
+    )
 
 
 def _run_webhook(args: argparse.Namespace) -> int:
@@ -53,6 +60,7 @@ def _controller_options(args: argparse.Namespace) -> Any:
         operator_namespace=args.namespace,
         ignored_namespaces=SYSTEM_NAMESPACES | set(args.exclude_namespace),
         leader_election=getattr(args, "leader_election", False),
+        admission_engine=args.admission_engine,
     )
 
 

@@ -6,6 +6,8 @@ import logging
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
+from production_policy.engine.apiserver.report import REASONS
+
 log = logging.getLogger(__name__)
 
 ADMISSION_REQUESTS = Counter(
@@ -44,6 +46,23 @@ for _component in ("admission", "rollout", "audit"):
 LEADER = Gauge(
     "production_policy_leader",
     "1 while this controller replica holds the leader-election Lease and acts; 0 while it stands by.",
+)
+APISERVER_REASONS = REASONS
+APISERVER_ENFORCEMENT = Gauge(
+    "production_policy_apiserver_enforcement",
+    "1 for the state of the compiled admission policies in the API server (the reason of the policies' "
+    "CompiledToAPIServer condition), 0 for the others.",
+    ["reason"],
+)
+APISERVER_SYNCS = Counter(
+    "production_policy_apiserver_syncs_total",
+    "Compilations of the policies applied to the API server and verified by the canary, by result.",
+    ["result"],
+)
+APISERVER_SYNC_SECONDS = Histogram(
+    "production_policy_apiserver_sync_seconds",
+    "Time to compile, apply and verify the admission policies once.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
 CERTIFICATE_EXPIRY = Gauge(
     "production_policy_serving_certificate_expiry_seconds",

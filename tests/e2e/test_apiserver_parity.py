@@ -25,7 +25,15 @@ from production_policy.api import ProductionPolicy
 from production_policy.engine import INJECTED_ANNOTATION, Verdict, evaluate_workload, plan_mutation
 from production_policy.engine.apiserver import ENFORCE_NAME, WARN_NAME, InstallSettings, compile_policies
 from production_policy.engine.names import IGNORE
-from tests.support.apiserver import Answer, call, dry_run_create, install, object_path, without_markers
+from tests.support.apiserver import (
+    Answer,
+    call,
+    delete_compiled,
+    dry_run_create,
+    install,
+    object_path,
+    without_markers,
+)
 from tests.support.cluster import EXCLUDED_NAMESPACE, OPERATOR_NAMESPACE, Cluster
 from tests.support.engine import (
     TCP_AUTO,
@@ -408,7 +416,7 @@ def namespaces(cluster: Cluster) -> Iterator[dict[str, dict[str, str]]]:
             what="default SA",
         )
     yield labels_of
-    install(cluster.api, compile_policies([], SETTINGS).objects, SHOP)
+    delete_compiled(cluster.api)
     for name in created:
         cluster.core.delete_namespace(name)
     if INSTALL_SECONDS:

@@ -190,3 +190,23 @@ def without_markers(answer: Answer) -> Answer:
             del answer.body["metadata"]["annotations"]
     answer.warnings = [w for w in answer.warnings if MARKER_WARNING not in w]
     return answer
+
+
+def delete_compiled(api: client.ApiClient) -> None:
+    """Delete the compiled admission policies, the canary's and their bindings: they outlive the
+    operator (that is the point), and later tests must not inherit them."""
+    from production_policy.engine.apiserver import POLICY_NAMES
+    from production_policy.engine.apiserver.canary import CANARY_NAME
+
+    for name in (*POLICY_NAMES, CANARY_NAME):
+        for kind in (
+            "ValidatingAdmissionPolicyBinding",
+            "ValidatingAdmissionPolicy",
+            "MutatingAdmissionPolicyBinding",
+            "MutatingAdmissionPolicy",
+        ):
+            call(
+                api,
+                "DELETE",
+                object_path({"apiVersion": "admissionregistration.k8s.io/v1", "kind": kind}, name=name),
+            )

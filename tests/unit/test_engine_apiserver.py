@@ -10,7 +10,12 @@ import json
 import random
 from typing import Any
 
-from production_policy.admission.configuration import WebhookSettings, namespace_selector
+from production_policy.admission.configuration import (
+    WebhookSettings,
+    build_configurations,
+    namespace_selector,
+    url_client_config,
+)
 from production_policy.api import ProductionPolicy
 from production_policy.api.base import LabelSelector
 from production_policy.engine.apiserver import (
@@ -23,7 +28,18 @@ from production_policy.engine.apiserver import (
     compile_policies,
     not_compiled,
 )
+from production_policy.engine.apiserver.canary import (
+    CANARY_NAME,
+    CANARY_WARNING,
+    CanaryResult,
+    canary_objects,
+    canary_probe,
+    read_canary,
+)
 from production_policy.engine.apiserver.cel import lit, policy_match, selector
+from production_policy.engine.apiserver.report import EngineState, compiled_condition
+from production_policy.engine.audit import PolicyFacts, Tally, compiled_event, desired_status
+from production_policy.engine.names import CANARY_ANNOTATION, CANARY_LABEL
 from tests.support.engine import TCP_AUTO, policy
 
 SETTINGS = InstallSettings("production-policy", ("legacy",), labels={"app.kubernetes.io/name": "pp"})
@@ -201,3 +217,93 @@ def test_match_and_exclude() -> None:
 
 def test_string_literals_are_escaped() -> None:
     assert lit('a"b\\c\n—') == '"a\\"b\\\\c\\n—"'
+
+
+# --- the canary and the status condition ------------------------------------------------------------
+
+
+def test_the_canary_is_bound_to_labelled_configmaps_of_the_operator_namespace_only() -> None:
+    objects = canary_objects("pp", {})
+    assert [(o["kind"], o["metadata"]["name"]) for o in objects] == [
+        ("MutatingAdmissionPolicy", CANARY_NAME),
+        ("MutatingAdmissionPolicyBinding", CANARY_NAME),
+        ("ValidatingAdmissionPolicy", CANARY_NAME),
+        ("ValidatingAdmissionPolicyBinding", CANARY_NAME),
+    ]
+    for binding in objects[1::2]:
+        assert binding["spec"]["matchResources"]["namespaceSelector"] == {
+            "matchLabels": {"kubernetes.io/metadata.name": "pp"}
+        }
+    assert canary_probe()["metadata"]["labels"] == {CANARY_LABEL: "probe"}
+
+
+def test_reading_the_canary() -> None:
+    mutated = {"metadata": {"annotations": {CANARY_ANNOTATION: "mutated"}}}
+    assert read_canary(mutated, [f"Validation failed for ...: {CANARY_WARNING}"]) == CanaryResult(True, True)
+    assert read_canary({"metadata": {}}, []) == CanaryResult(False, False)
+    assert read_canary({}, ["something else"]) == CanaryResult(False, False)
+
+
+def test_the_condition_says_who_enforces() -> None:
+    assert compiled_condition(None, [])[:2] == ("Unknown", "Pending")
+    assert compiled_condition(EngineState(), [])[:2] == ("Unknown", "Pending")
+    status, reason, message = compiled_condition(EngineState(error="HTTP 422: bad CEL"), [])
+    assert (status, reason) == ("False", "Rejected") and "HTTP 422: bad CEL" in message
+    assert "the webhook enforces this policy" in message
+    no_map = compiled_condition(EngineState(canary=CanaryResult(False, True)), [])
+    assert no_map[:2] == ("False", "MutatingPolicyNotRun") and "admission plugin" in no_map[2]
+    assert compiled_condition(EngineState(canary=CanaryResult(True, False)), [])[:2] == (
+        "False",
+        "ValidatingPolicyNotRun",
+    )
+    ok = EngineState(canary=CanaryResult(True, True), type_warnings=("x: y",))
+    assert compiled_condition(ok, [])[:2] == ("True", "Enforced")
+    partly = compiled_condition(ok, [QOS_NOTE])
+    assert partly[:2] == ("True", "PartlyEnforced") and QOS_NOTE in partly[2] and "x: y" in partly[2]
+
+
+def test_the_condition_is_in_the_status_and_its_changes_are_events() -> None:
+    facts = PolicyFacts("p", 3, "Enforce", compiled=("False", "MutatingPolicyNotRun", "the webhook enforces"))
+    first = desired_status(facts, Tally(), None, "2026-01-01T00:00:00Z")
+    assert [c["type"] for c in first["conditions"]] == ["Ready", "CompiledToAPIServer"]
+    assert first["conditions"][1]["observedGeneration"] == 3
+    event = compiled_event(None, first)
+    assert event is not None and (event.reason, event.warning) == ("MutatingPolicyNotRun", True)
+    same = desired_status(facts, Tally(), first, "2026-01-01T00:01:00Z")
+    assert same == first and compiled_event(first, same) is None  # transition time carried over
+    enforced = PolicyFacts("p", 3, "Enforce", compiled=("True", "Enforced", "the API server enforces"))
+    later = desired_status(enforced, Tally(), first, "2026-01-01T00:02:00Z")
+    assert later["conditions"][1]["lastTransitionTime"] == "2026-01-01T00:02:00Z"
+    event = compiled_event(first, later)
+    assert event is not None and (event.reason, event.warning) == ("Enforced", False)
+    pending = PolicyFacts("p", 3, "Enforce", compiled=("Unknown", "Pending", "not yet"))
+    assert compiled_event(later, desired_status(pending, Tally(), later, "now")) is None
+    assert [
+        c["type"] for c in desired_status(PolicyFacts("p", 3, "Enforce"), Tally(), None, "now")["conditions"]
+    ] == ["Ready"]
+
+
+def test_webhook_configurations_per_engine() -> None:
+    settings = WebhookSettings("pp")
+
+    def shape(engine: str) -> list[list[tuple[str, str]]]:
+        configs = build_configurations(settings, url_client_config("https://x", "ca"), engine)
+        return [[(w["name"], w["failurePolicy"]) for w in c["webhooks"]] for c in configs]
+
+    assert shape("webhook") == [
+        [("pods.mutate.productionpolicy.dev", "Ignore")],
+        [
+            ("pods.validate.productionpolicy.dev", "Fail"),
+            ("workloads.validate.productionpolicy.dev", "Fail"),
+            ("policies.validate.productionpolicy.dev", "Fail"),
+        ],
+    ]
+    assert shape("both") == [
+        [("pods.mutate.productionpolicy.dev", "Ignore")],
+        [
+            ("pods.validate.productionpolicy.dev", "Ignore"),  # the VAP enforces: our outage blocks nothing
+            ("workloads.validate.productionpolicy.dev", "Ignore"),
+            ("policies.validate.productionpolicy.dev", "Fail"),
+        ],
+    ]
+    assert shape("apiserver") == [[], [("policies.validate.productionpolicy.dev", "Fail")]]

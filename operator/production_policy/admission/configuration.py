@@ -101,8 +101,15 @@ def _webhook(
     return webhook
 
 
-def build_configurations(settings: WebhookSettings, client_config: Any) -> list[dict[str, Any]]:
-    """The MutatingWebhookConfiguration and the ValidatingWebhookConfiguration, as plain dicts."""
+def build_configurations(
+    settings: WebhookSettings, client_config: Any, engine: str = "webhook"
+) -> list[dict[str, Any]]:
+    """The MutatingWebhookConfiguration and the ValidatingWebhookConfiguration, as plain dicts.
+
+    ``engine`` (``admission.engine``): with ``both``, the API server's compiled admission policies
+    enforce too, so the pod and workload validating webhooks fail open (an outage of ours no longer
+    blocks pods); with ``apiserver`` there are no pod or workload webhooks, only the policies'.
+    """
     create = ["CREATE"]
     create_update = ["CREATE", "UPDATE"]
     pods = [{**rule, "operations": create} for rule in POD_RULES]
@@ -116,29 +123,26 @@ def build_configurations(settings: WebhookSettings, client_config: Any) -> list[
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "MutatingWebhookConfiguration",
         "metadata": metadata,
-        "webhooks": [mutating_pods],
+        "webhooks": [mutating_pods] if engine != "apiserver" else [],
     }
+    workload_failure = "Ignore" if engine == "both" else settings.validating_failure_policy
+    workload_webhooks = [
+        _webhook(f"pods.validate.{GROUP}", VALIDATE_PODS, pods, client_config, workload_failure, settings),
+        _webhook(
+            f"workloads.validate.{GROUP}",
+            VALIDATE_WORKLOADS,
+            [{**rule, "operations": create_update} for rule in WORKLOAD_RULES],
+            client_config,
+            workload_failure,
+            settings,
+        ),
+    ]
     validating = {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "ValidatingWebhookConfiguration",
         "metadata": metadata,
         "webhooks": [
-            _webhook(
-                f"pods.validate.{GROUP}",
-                VALIDATE_PODS,
-                pods,
-                client_config,
-                settings.validating_failure_policy,
-                settings,
-            ),
-            _webhook(
-                f"workloads.validate.{GROUP}",
-                VALIDATE_WORKLOADS,
-                [{**rule, "operations": create_update} for rule in WORKLOAD_RULES],
-                client_config,
-                settings.validating_failure_policy,
-                settings,
-            ),
+            *(workload_webhooks if engine != "apiserver" else []),
             # Policies are cluster-scoped: a namespaceSelector would not apply to them.
             _webhook(
                 f"policies.validate.{GROUP}",

@@ -66,6 +66,8 @@ class Auditor:
         self._scope_since: float | None = None
         self._wakeup = asyncio.Event()
         self._events: asyncio.Queue[kubeio.EventSpec] = asyncio.Queue(EVENT_QUEUE_SIZE)
+        self.compiled: Callable[[str], tuple[str, str, str]] | None = None
+        """The CompiledToAPIServer condition of a policy, when the API server is asked to enforce."""
 
     # What the watch handlers call: bookkeeping and pure judging only, never I/O.
 
@@ -152,6 +154,10 @@ class Auditor:
                 await asyncio.sleep(0)  # a cluster-wide policy change must not stall the watches
         if refs:
             log.debug("judged %d workloads again after a policy or namespace change", len(refs))
+
+    def rewrite_all(self) -> None:
+        """Recompute every policy's status (what the API server enforces changed)."""
+        self._mark(self.records)
 
     def _mark(self, names: Iterable[str]) -> None:
         names = set(names)
@@ -246,6 +252,7 @@ class Auditor:
             record.generation,
             policy.spec.enforcement if policy is not None else None,
             self.view.problems.get(name),
+            self.compiled(name) if self.compiled is not None else None,
         )
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         desired = audit.desired_status(
@@ -276,8 +283,9 @@ class Auditor:
             desired.get("matchedWorkloads", 0),
             desired.get("nonCompliantWorkloads", 0),
         )
-        change = audit.ready_event(previous, desired)
-        if change is not None:
+        for change in (audit.ready_event(previous, desired), audit.compiled_event(previous, desired)):
+            if change is None:
+                continue
             (log.warning if change.warning else log.info)(
                 "policy %s: %s: %s", name, change.reason, change.note
             )

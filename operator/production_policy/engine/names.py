@@ -41,6 +41,12 @@ WORKLOAD_OPT_OUT_ANNOTATION = f"{PREFIX}config-rollout"
 
 WORKLOAD_OPT_OUT_VALUE = "disabled"
 
+CANARY_LABEL = f"{PREFIX}canary"
+"""On a ConfigMap in the operator's namespace: the canary admission policies apply to it."""
+
+CANARY_ANNOTATION = f"{PREFIX}canary"
+"""Set by the canary MutatingAdmissionPolicy: proof that the API server runs admission policies."""
+
 REPORTING_CONTROLLER = f"{PREFIX}controller"
 """``reportingController`` of the controller's Events."""
 

@@ -13,6 +13,7 @@ import logging
 import os
 
 from production_policy import kube
+from production_policy.apiserver import register_compiled
 from production_policy.audit import register_audit
 from production_policy.processes import runtime
 from production_policy.processes.clusterview import ClusterView, initial_sync, register_views
@@ -67,6 +68,7 @@ async def _act(options: ControllerOptions) -> None:
     registry = runtime.new_registry()
     register_views(registry, view)  # first: the view must be current before the controller looks
     register_controller(registry, view, options)
-    register_audit(registry, view, options)
+    auditor = register_audit(registry, view, options)
+    register_compiled(registry, view, options, auditor)
     await asyncio.to_thread(initial_sync, view)
     await runtime.run_operator(registry)

@@ -17,6 +17,7 @@ from kubernetes.client.rest import ApiException
 
 from production_policy import certs, kube
 from production_policy.admission import configuration, registration, server
+from production_policy.apiserver import register_compiled
 from production_policy.audit import register_audit
 from production_policy.processes import runtime, webhook
 from production_policy.processes.options import ControllerOptions
@@ -33,7 +34,7 @@ async def run_dev(port: int, settings: configuration.WebhookSettings, controller
         client_config = configuration.url_client_config(
             f"https://127.0.0.1:{port}", base64.b64encode(ca.cert_pem).decode()
         )
-        configs = configuration.build_configurations(settings, client_config)
+        configs = configuration.build_configurations(settings, client_config, controller.admission_engine)
         loop = asyncio.get_running_loop()
         api = kube.api_client()
         registry = runtime.new_registry()
@@ -42,7 +43,8 @@ async def run_dev(port: int, settings: configuration.WebhookSettings, controller
             await loop.run_in_executor(None, _ensure_namespace, api, controller.operator_namespace)
             async with webhook.admission_served(registry, options) as view:
                 register_controller(registry, view, controller)
-                register_audit(registry, view, controller)
+                auditor = register_audit(registry, view, controller)
+                register_compiled(registry, view, controller, auditor)
                 await loop.run_in_executor(None, registration.register_configurations, api, configs)
                 try:
                     await runtime.run_operator(registry)

@@ -28,6 +28,11 @@ class ControllerOptions:
     """``reportingInstance`` of the controller's Events, and its identity in leader election."""
     leader_election: bool = True
     """Act only while holding the controller's Lease (``production-policy controller``)."""
+    admission_engine: str = "webhook"
+    """``webhook``, ``apiserver`` or ``both``: with the last two, the controller keeps the compiled
+    admission policies applied in the API server (see ``production_policy.apiserver``)."""
+    validating_failure_policy: str = "Fail"
+    """failurePolicy of the compiled ValidatingAdmissionPolicies."""
 
     @property
     def all_ignored_namespaces(self) -> frozenset[str]:

@@ -23,6 +23,9 @@ from production_policy.engine.apiserver.mutating import mutating_policy
 from production_policy.engine.apiserver.validating import has_rules, validating_policies
 from production_policy.engine.matching import precedence_order, system_namespace_selector
 
+ENGINES = ("webhook", "apiserver", "both")
+"""``admission.engine``: who enforces at admission: our webhooks, the admission policies compiled into
+the API server, or both (the pod and workload validating webhooks then fail open)."""
 DEFAULTS_NAME = f"{GROUP}-defaults"
 ENFORCE_NAME = f"{GROUP}-enforce"
 WARN_NAME = f"{GROUP}-warn"
@@ -111,6 +114,7 @@ def _binding(
 __all__ = [
     "DEFAULTS_NAME",
     "ENFORCE_NAME",
+    "ENGINES",
     "POLICY_NAMES",
     "WARN_NAME",
     "Compilation",

@@ -53,7 +53,7 @@ WORKLOAD_RULES = [
         "scope": "Namespaced",
     },
 ]
-# ``workloads.controlled_by_workload``: such an object was judged through its owner's template.
+# ``pods.controlled_by_workload``: such an object was judged through its owner's template.
 NOT_CONTROLLED = (
     "!object.metadata.?ownerReferences.orValue([]).exists(r, r.?controller.orValue(false) && ("
     '(r.kind in ["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"]'

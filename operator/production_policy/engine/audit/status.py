@@ -14,6 +14,7 @@ from typing import Any
 
 from production_policy.api import MAX_STATUS_VIOLATIONS, Enforcement, ProductionPolicyStatus, StatusViolation
 from production_policy.api.status import Condition
+from production_policy.engine.apiserver.report import CONDITION as COMPILED
 from production_policy.engine.audit.book import Tally
 from production_policy.engine.audit.events import NOTE_MAX_BYTES, bounded_bytes
 from production_policy.engine.audit.judge import bounded
@@ -45,6 +46,9 @@ class PolicyFacts:
     """None when the policy is unusable."""
     problem: str | None = None
     """Why the engine cannot use the policy (its validation errors); None when it is usable."""
+    compiled: tuple[str, str, str] | None = None
+    """(status, reason, message) of the CompiledToAPIServer condition; None when the API server is
+    not asked to enforce (``admission.engine: webhook``)."""
 
 
 @dataclass(frozen=True)
@@ -73,22 +77,14 @@ def desired_status(
     else:
         ready, reason = "True", ACTIVE
         message = f"The policy is valid and in force ({facts.enforcement}: {_IN_FORCE[facts.enforcement]})."
-    before = ready_condition(previous)
-    transition = now
-    if before is not None and before.get("status") == ready:
-        transition = str(before.get("lastTransitionTime") or now)
+    conditions = [_condition(READY, ready, reason, message, facts.generation, previous, now)]
+    if facts.compiled is not None:
+        status_, reason_, message_ = facts.compiled
+        message_ = bounded(message_, CONDITION_MESSAGE_MAX)
+        conditions.append(_condition(COMPILED, status_, reason_, message_, facts.generation, previous, now))
     status = ProductionPolicyStatus(
         observed_generation=facts.generation,
-        conditions=[
-            Condition(
-                type=READY,
-                status=ready,
-                reason=reason,
-                message=message,
-                last_transition_time=transition,
-                observed_generation=facts.generation,
-            )
-        ],
+        conditions=conditions,
         matched_workloads=tally.matched,
         non_compliant_workloads=tally.non_compliant,
         violations=[
@@ -104,13 +100,42 @@ def desired_status(
     return status.model_dump(by_alias=True, exclude_none=True, mode="json")
 
 
-def ready_condition(status: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
-    """The Ready condition of a stored status, if it has one."""
+def _condition(
+    kind: str,
+    status: str,
+    reason: str,
+    message: str,
+    generation: int | None,
+    previous: Mapping[str, Any] | None,
+    now: str,
+) -> Condition:
+    """A condition whose ``lastTransitionTime`` is carried over while its status stays the same."""
+    before = stored_condition(previous, kind)
+    transition = now
+    if before is not None and before.get("status") == status:
+        transition = str(before.get("lastTransitionTime") or now)
+    return Condition(
+        type=kind,
+        status=status,
+        reason=reason,
+        message=message,
+        last_transition_time=transition,
+        observed_generation=generation,
+    )
+
+
+def stored_condition(status: Mapping[str, Any] | None, kind: str) -> Mapping[str, Any] | None:
+    """The condition of type ``kind`` of a stored status, if it has one."""
     conditions = status.get("conditions") if isinstance(status, Mapping) else None
     for condition in conditions if isinstance(conditions, list) else []:
-        if isinstance(condition, Mapping) and condition.get("type") == READY:
+        if isinstance(condition, Mapping) and condition.get("type") == kind:
             return condition
     return None
+
+
+def ready_condition(status: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """The Ready condition of a stored status, if it has one."""
+    return stored_condition(status, READY)
 
 
 def status_patch(previous: Mapping[str, Any] | None, desired: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -134,3 +159,17 @@ def ready_event(previous: Mapping[str, Any] | None, desired: Mapping[str, Any]) 
     if after.get("status") == "True":
         return PolicyEvent(BECAME_READY, note, warning=False)
     return PolicyEvent(BECAME_INVALID, note, warning=True)
+
+
+def compiled_event(previous: Mapping[str, Any] | None, desired: Mapping[str, Any]) -> PolicyEvent | None:
+    """The Event for a change of the CompiledToAPIServer condition (its status or its reason)."""
+    before, after = stored_condition(previous, COMPILED), stored_condition(desired, COMPILED)
+    if after is None or after.get("status") == "Unknown":
+        return None
+    if before is not None and (before.get("status"), before.get("reason")) == (
+        after.get("status"),
+        after.get("reason"),
+    ):
+        return None
+    note = bounded_bytes(str(after.get("message", "")), NOTE_MAX_BYTES)
+    return PolicyEvent(str(after.get("reason", COMPILED)), note, warning=after.get("status") != "True")

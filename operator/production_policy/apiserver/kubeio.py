@@ -1,0 +1,109 @@
+"""The calls the compiled admission policies need: server-side apply, a dry-run create, a status read.
+
+Raw requests through the official client, because its typed APIs drop the response's Warning
+headers (the API server's answer to a dry run, and its type-check findings) and may lag behind
+``admissionregistration.k8s.io/v1`` kinds. Blocking; run them in a worker thread.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from production_policy.engine.names import FIELD_MANAGER
+
+TIMEOUT = 10.0
+ADMISSION_API = "/apis/admissionregistration.k8s.io/v1"
+_WARNING = re.compile(r'^\d{3} \S+ "(?P<text>(?:[^"\\]|\\.)*)"')
+
+
+@dataclass
+class Answer:
+    """The API server's answer: HTTP status, the object (or a Status), the warnings it sent."""
+
+    status: int
+    body: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def message(self) -> str:
+        """The Status message of an error answer ("" otherwise)."""
+        return str(self.body.get("message", "")) if self.status >= 400 else ""
+
+
+def warnings_of(headers: Any) -> list[str]:
+    """The texts of the ``Warning`` headers (RFC 7234: ``299 - "text"``)."""
+    texts = []
+    for value in headers.getlist("Warning") if hasattr(headers, "getlist") else []:
+        value = value.encode("latin-1").decode("utf-8", errors="replace")  # http.client decodes latin-1
+        match = _WARNING.match(value)
+        texts.append(re.sub(r"\\(.)", r"\1", match["text"]) if match else value)
+    return texts
+
+
+def call(api: client.ApiClient, method: str, path: str, body: Any = None, **query: str) -> Answer:
+    """One request; an error status is an answer too (network errors raise)."""
+    content_type = "application/apply-patch+yaml" if method == "PATCH" else "application/json"
+    try:
+        response = api.call_api(
+            path,
+            method,
+            query_params=list(query.items()),
+            header_params={"Content-Type": content_type, "Accept": "application/json"},
+            body=body,
+            auth_settings=["BearerToken"],
+            _preload_content=False,
+            _return_http_data_only=False,
+            _request_timeout=TIMEOUT,
+        )
+    except ApiException as exc:
+        try:
+            decoded = json.loads(exc.body or "{}")
+        except ValueError:
+            decoded = {"message": str(exc.reason)}
+        return Answer(exc.status, decoded if isinstance(decoded, dict) else {}, warnings_of(exc.headers))
+    return Answer(response.status, json.loads(response.data or b"{}"), warnings_of(response.headers))
+
+
+def plural(kind: str) -> str:
+    """The resource of an admission kind: MutatingAdmissionPolicy -> mutatingadmissionpolicies."""
+    lowered = kind.lower()
+    return lowered[:-1] + "ies" if lowered.endswith("policy") else lowered + "s"
+
+
+def apply(api: client.ApiClient, obj: Mapping[str, Any]) -> Answer:
+    """Server-side apply of a compiled object with our field manager (forced: the fields are ours)."""
+    name = obj["metadata"]["name"]
+    return call(
+        api,
+        "PATCH",
+        f"{ADMISSION_API}/{plural(obj['kind'])}/{name}",
+        dict(obj),
+        fieldManager=FIELD_MANAGER,
+        force="true",
+    )
+
+
+def dry_run_create(api: client.ApiClient, namespace: str, obj: Mapping[str, Any]) -> Answer:
+    """A server-side dry-run create of a core/v1 object: admission runs, nothing is stored."""
+    resource = obj["kind"].lower() + "s"
+    return call(api, "POST", f"/api/v1/namespaces/{namespace}/{resource}", dict(obj), dryRun="All")
+
+
+def type_warnings(api: client.ApiClient, name: str) -> tuple[bool, list[str]]:
+    """(checked, warnings) of a ValidatingAdmissionPolicy's ``status.typeChecking``: checked once
+    kube-controller-manager has type-checked its current generation."""
+    answer = call(api, "GET", f"{ADMISSION_API}/validatingadmissionpolicies/{name}")
+    if answer.status >= 400:
+        return False, []
+    generation = answer.body.get("metadata", {}).get("generation")
+    status = answer.body.get("status") or {}
+    checked = status.get("observedGeneration") == generation
+    found = (status.get("typeChecking") or {}).get("expressionWarnings") or []
+    return checked, [f"{w.get('fieldRef')}: {w.get('warning')}" for w in found if isinstance(w, dict)]

@@ -1,0 +1,58 @@
+"""The kopf wiring of the compiled admission policies (only with ``admission.engine`` apiserver or both)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import kopf
+
+from production_policy import GROUP, PLURAL, VERSION, kube
+from production_policy.apiserver.compiled import CompiledPolicies
+from production_policy.audit.auditor import Auditor
+from production_policy.engine.apiserver import InstallSettings
+from production_policy.engine.names import SYSTEM_NAMESPACES
+from production_policy.processes.clusterview import ClusterView
+from production_policy.processes.options import ControllerOptions
+
+
+def register_compiled(
+    registry: kopf.OperatorRegistry, view: ClusterView, options: ControllerOptions, auditor: Auditor
+) -> CompiledPolicies | None:
+    """Keep the compiled admission policies applied as policies change, and their condition in every
+    policy's status; None (nothing registered) with ``admission_engine`` webhook.
+
+    ``view`` must be registered into ``registry`` before this, as for the audit.
+    """
+    if options.admission_engine == "webhook":
+        return None
+    settings = InstallSettings(
+        options.operator_namespace,
+        tuple(sorted(options.ignored_namespaces - SYSTEM_NAMESPACES)),
+        options.validating_failure_policy,
+        {},  # the chart created the objects and owns their labels (Helm checks its managed-by label)
+    )
+    compiled = CompiledPolicies(view, settings, auditor.rewrite_all)
+    auditor.compiled = compiled.condition
+    tasks: list[asyncio.Task[None]] = []
+
+    @kopf.on.startup(registry=registry, id="compiled-startup")
+    async def start(**_: Any) -> None:
+        compiled.api = kube.api_client()
+        tasks.append(asyncio.create_task(compiled.run(), name="compiled admission policies"))
+
+    @kopf.on.cleanup(registry=registry, id="compiled-cleanup")
+    async def stop(**_: Any) -> None:
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if compiled.api is not None:
+            compiled.api.close()
+
+    @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry, id="compiled-policies")
+    async def policy_event(**_: Any) -> None:
+        compiled.policies_changed()
+
+    return compiled
