@@ -15,6 +15,7 @@ import shlex
 import subprocess
 import sys
 import tomllib
+from functools import cache
 from typing import Any
 
 import pytest
@@ -127,15 +128,19 @@ def _values_has(values: dict[str, Any], dotted: str) -> bool:
 
 def _cobra_help(program: str, words: list[str]) -> str:
     """``program WORDS --help``: cobra parses every flag first (an unknown one fails), then prints help."""
-    done = subprocess.run(
-        [str(binary(program)), *words, "--help"], capture_output=True, text=True, timeout=60
-    )
+    done = _run_help(str(binary(program)), tuple(words))
     assert done.returncode == 0, f"{program} {' '.join(words)}: {done.stderr.strip()}"
     # An unknown subcommand with --help prints the parent's help: the usage must name this one.
     assert re.search(rf"^\s+{program} {re.escape(words[0])}\b", done.stdout, re.M), (
         f"{program} has no {words[0]!r} command"
     )
     return done.stdout
+
+
+@cache
+def _run_help(program: str, words: tuple[str, ...]) -> subprocess.CompletedProcess[str]:
+    # Several pages show the same command: ask each binary once.
+    return subprocess.run([program, *words, "--help"], capture_output=True, text=True, timeout=60)
 
 
 def _check_make(words: list[str], where: str) -> None:
