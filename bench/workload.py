@@ -243,13 +243,15 @@ def mutated(obj: dict[str, Any], namespace: str, policy_specs: dict[str, dict[st
     from production_policy.api import parse_policy
 
     parsed = [
-        parse_policy(
-            {
-                "apiVersion": "productionpolicy.dev/v1alpha1",
-                "kind": "ProductionPolicy",
-                "metadata": {"name": name},
-                "spec": spec,
-            }
+        engine.compile_policy(
+            parse_policy(
+                {
+                    "apiVersion": "productionpolicy.dev/v1alpha1",
+                    "kind": "ProductionPolicy",
+                    "metadata": {"name": name},
+                    "spec": spec,
+                }
+            )
         )
         for name, spec in sorted(policy_specs.items())
     ]

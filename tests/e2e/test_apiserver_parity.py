@@ -21,8 +21,13 @@ from typing import Any
 import jsonpatch
 import pytest
 
-from production_policy.api import ProductionPolicy
-from production_policy.engine import INJECTED_ANNOTATION, Verdict, evaluate_workload, plan_mutation
+from production_policy.engine import (
+    INJECTED_ANNOTATION,
+    CompiledPolicy,
+    Verdict,
+    evaluate_workload,
+    plan_mutation,
+)
 from production_policy.engine.apiserver import ENFORCE_NAME, WARN_NAME, InstallSettings, compile_policies
 from production_policy.engine.names import IGNORE
 from tests.support.apiserver import (
@@ -71,13 +76,13 @@ class Case:
     """One request: the policies, the object, the object it replaces (an UPDATE), the namespace."""
 
     id: str
-    policies: tuple[ProductionPolicy, ...]
+    policies: tuple[CompiledPolicy, ...]
     obj: dict[str, Any]
     old: dict[str, Any] | None = None
     namespace: str = SHOP
 
 
-def _pod_case(case_id: str, obj: dict[str, Any], *policies: ProductionPolicy, namespace: str = SHOP) -> Case:
+def _pod_case(case_id: str, obj: dict[str, Any], *policies: CompiledPolicy, namespace: str = SHOP) -> Case:
     return Case(case_id, policies, obj, namespace=namespace)
 
 
@@ -431,7 +436,7 @@ def namespaces(cluster: Cluster) -> Iterator[dict[str, dict[str, str]]]:
 _INSTALLED: list[list[dict[str, Any]]] = []
 
 
-def _install(cluster: Cluster, policies: tuple[ProductionPolicy, ...]) -> None:
+def _install(cluster: Cluster, policies: tuple[CompiledPolicy, ...]) -> None:
     objects = compile_policies(policies, SETTINGS).objects
     if _INSTALLED and _INSTALLED[-1] == objects:  # consecutive cases often share their policies
         return

@@ -5,21 +5,16 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from production_policy.api import ProductionPolicy, parse_policy
+from production_policy.api import parse_policy
+from production_policy.engine import CompiledPolicy, compile_policy
 
 TCP_AUTO = {"tcpSocket": {"port": "auto"}}
 
 
-def policy(name: str = "p", **spec: Any) -> ProductionPolicy:
-    """A valid ProductionPolicy with this spec (keys in wire form: ``enforcement``, ``probes``...)."""
-    return parse_policy(
-        {
-            "apiVersion": "productionpolicy.dev/v1alpha1",
-            "kind": "ProductionPolicy",
-            "metadata": {"name": name},
-            "spec": spec,
-        }
-    )
+def policy(name: str = "p", **spec: Any) -> CompiledPolicy:
+    """A valid ProductionPolicy with this spec (keys in wire form: ``enforcement``, ``probes``...),
+    compiled as the processes hand it to the engine."""
+    return compile_policy(parse_policy(policy_dict(name, **spec)))
 
 
 def policy_dict(name: str = "p", **spec: Any) -> dict[str, Any]:

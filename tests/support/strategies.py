@@ -6,8 +6,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from production_policy.api import ProductionPolicy, parse_policy
-from production_policy.engine import INJECTED_ANNOTATION
+from production_policy.api import parse_policy
+from production_policy.engine import INJECTED_ANNOTATION, CompiledPolicy, compile_policy
 
 QUANTITIES = {
     "cpu": ["50m", "100m", "250m", "1", "2"],
@@ -84,15 +84,17 @@ _policy_specs = st.fixed_dictionaries(
 )
 
 
-def _named_policies(specs: list[dict[str, Any]]) -> list[ProductionPolicy]:
+def _named_policies(specs: list[dict[str, Any]]) -> list[CompiledPolicy]:
     return [
-        parse_policy(
-            {
-                "apiVersion": "productionpolicy.dev/v1alpha1",
-                "kind": "ProductionPolicy",
-                "metadata": {"name": f"p{index}"},
-                "spec": spec,
-            }
+        compile_policy(
+            parse_policy(
+                {
+                    "apiVersion": "productionpolicy.dev/v1alpha1",
+                    "kind": "ProductionPolicy",
+                    "metadata": {"name": f"p{index}"},
+                    "spec": spec,
+                }
+            )
         )
         for index, spec in enumerate(specs)
     ]

@@ -8,7 +8,7 @@ import pytest
 
 from production_policy.api import PolicyError, parse_policy
 from production_policy.engine import validate_policy
-from tests.support.engine import policy, policy_dict
+from tests.support.engine import policy_dict
 
 DESIGN_EXAMPLE: dict[str, Any] = {
     "match": {
@@ -53,7 +53,7 @@ DESIGN_EXAMPLE: dict[str, Any] = {
 
 
 def test_the_design_documents_example_parses() -> None:
-    parsed = policy("web-baseline", **DESIGN_EXAMPLE)
+    parsed = parse_policy(policy_dict("web-baseline", **DESIGN_EXAMPLE))
     assert parsed.name == "web-baseline"
     assert (
         parsed.spec.resources.default_limits is not None
@@ -64,14 +64,14 @@ def test_the_design_documents_example_parses() -> None:
 
 
 def test_an_empty_spec_is_a_policy_that_matches_everything_and_requires_nothing() -> None:
-    parsed = policy()
+    parsed = parse_policy(policy_dict())
     assert parsed.spec.enforcement == "Enforce"
     assert parsed.spec.match.is_empty() and parsed.spec.exclude.is_empty()
     assert not parsed.spec.probes.readiness.required
 
 
 def test_integer_quantities_are_kept_as_text() -> None:
-    assert policy(resources={"max": {"cpu": 2}}).spec.resources.max.cpu == "2"  # type: ignore[union-attr]
+    assert parse_policy(policy_dict(resources={"max": {"cpu": 2}})).spec.resources.max.cpu == "2"  # type: ignore[union-attr]
 
 
 def _problems(**spec: Any) -> list[str]:

@@ -7,9 +7,8 @@ from typing import Any
 
 from hypothesis import given
 
-from production_policy.api import ProductionPolicy
 from production_policy.api.status import MESSAGE_MAX
-from production_policy.engine import INJECTED_ANNOTATION, evaluate_workload
+from production_policy.engine import INJECTED_ANNOTATION, CompiledPolicy, evaluate_workload
 from production_policy.engine.audit import (
     AUDITED_KINDS,
     WorkloadRef,
@@ -125,7 +124,7 @@ def _as_deployment(pod_obj: dict[str, Any]) -> dict[str, Any]:
 
 @given(strategies.pods, strategies.policies)
 def test_judging_what_is_kept_finds_what_admission_finds(
-    pod_obj: dict[str, Any], policies: list[ProductionPolicy]
+    pod_obj: dict[str, Any], policies: list[CompiledPolicy]
 ) -> None:
     # The whole point of keeping only part of a template: it must not change a single verdict.
     workload = _as_deployment(pod_obj)

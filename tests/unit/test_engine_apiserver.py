@@ -16,8 +16,8 @@ from production_policy.admission.configuration import (
     namespace_selector,
     url_client_config,
 )
-from production_policy.api import ProductionPolicy
 from production_policy.api.base import LabelSelector
+from production_policy.engine import CompiledPolicy
 from production_policy.engine.apiserver import (
     AUDIT_NOTE,
     DEFAULTS_NAME,
@@ -55,7 +55,7 @@ POLICIES = [
 
 
 def _objects(
-    policies: list[ProductionPolicy] = POLICIES, settings: InstallSettings = SETTINGS
+    policies: list[CompiledPolicy] = POLICIES, settings: InstallSettings = SETTINGS
 ) -> list[dict[str, Any]]:
     return compile_policies(policies, settings).objects
 
@@ -180,9 +180,9 @@ def test_the_warn_vap_has_one_validation_per_warning_and_stays_silent_on_denials
 
 def test_what_is_not_compiled_is_reported_per_policy() -> None:
     assert compile_policies(POLICIES, SETTINGS).not_compiled == {"web": [], "audit": [AUDIT_NOTE], "warn": []}
-    assert not_compiled(policy(resources={"minQoSClass": "Guaranteed"})) == [QOS_NOTE]
-    assert not_compiled(policy(resources={"minQoSClass": "BestEffort"})) == []
-    assert not_compiled(policy(enforcement="Audit", resources={"defaultRequest": {"cpu": "1"}})) == []
+    assert not_compiled(policy(resources={"minQoSClass": "Guaranteed"}).policy) == [QOS_NOTE]
+    assert not_compiled(policy(resources={"minQoSClass": "BestEffort"}).policy) == []
+    assert not_compiled(policy(enforcement="Audit", resources={"defaultRequest": {"cpu": "1"}}).policy) == []
 
 
 def test_label_selectors_compile_to_kubernetes_semantics() -> None:
@@ -209,10 +209,10 @@ def test_match_and_exclude() -> None:
         match={"namespaces": ["shop"], "podSelector": {"matchLabels": {"a": "b"}}},
         exclude={"namespaces": ["x"]},
     )
-    assert policy_match(both, "NS", "NL", "PL") == (
+    assert policy_match(both.policy, "NS", "NL", "PL") == (
         '((NS in ["shop"]) && ((PL[?"a"] == optional.of("b")))) && !((NS in ["x"]))'
     )
-    assert policy_match(policy(), "NS", "NL", "PL") == "true"
+    assert policy_match(policy().policy, "NS", "NL", "PL") == "true"
 
 
 def test_string_literals_are_escaped() -> None:

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from production_policy.engine import IGNORE, matching_policies
-from production_policy.engine.matching import precedence_order, selector_matches
+from production_policy.engine.compiled import precedence_order
+from production_policy.engine.matching import selector_matches
 from production_policy.engine.merge import merge_defaults
 from tests.support.engine import TCP_AUTO, policy
 
@@ -74,7 +75,9 @@ def test_an_ignored_namespace_is_never_matched() -> None:
     ],
 )
 def test_label_selector_expressions(expression: dict[str, Any], labels: dict[str, str], holds: bool) -> None:
-    selector = policy(match={"podSelector": {"matchExpressions": [expression]}}).spec.match.pod_selector
+    selector = policy(
+        match={"podSelector": {"matchExpressions": [expression]}}
+    ).policy.spec.match.pod_selector
     assert selector is not None and selector_matches(selector, labels) is holds
 
 
@@ -86,7 +89,7 @@ def test_match_labels_and_expressions_must_all_hold() -> None:
                 "matchExpressions": [{"key": "tier", "operator": "Exists"}],
             }
         }
-    ).spec.match.pod_selector
+    ).policy.spec.match.pod_selector
     assert selector is not None
     assert selector_matches(selector, {"app": "cart", "tier": "web"})
     assert not selector_matches(selector, {"app": "cart"})

@@ -7,8 +7,7 @@ from typing import Any
 import jsonpatch
 import pytest
 
-from production_policy.api import ProductionPolicy
-from production_policy.engine import IGNORE, INJECTED_ANNOTATION, plan_mutation
+from production_policy.engine import IGNORE, INJECTED_ANNOTATION, CompiledPolicy, plan_mutation
 from production_policy.engine.mutation import add_operations, escape_pointer
 from tests.support.engine import TCP_AUTO, container, pod, policy, resources
 
@@ -22,14 +21,14 @@ PROBES = policy(
 )
 
 
-def _mutated(obj: dict[str, Any], *policies: ProductionPolicy) -> tuple[dict[str, Any], list[str]]:
+def _mutated(obj: dict[str, Any], *policies: CompiledPolicy) -> tuple[dict[str, Any], list[str]]:
     plan = plan_mutation(obj, "ns", {}, policies)
     mutated = jsonpatch.apply_patch(obj, plan.patch)
     assert plan_mutation(mutated, "ns", {}, policies).patch == []  # applied once, nothing is left to do
     return mutated, plan.injected
 
 
-def _resources_policy(**resource_spec: Any) -> ProductionPolicy:
+def _resources_policy(**resource_spec: Any) -> CompiledPolicy:
     return policy("res", resources=resource_spec)
 
 

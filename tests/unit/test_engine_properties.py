@@ -13,8 +13,13 @@ from typing import Any
 import jsonpatch
 from hypothesis import given
 
-from production_policy.api import ProductionPolicy
-from production_policy.engine import INJECTED_ANNOTATION, evaluate_workload, matching_policies, plan_mutation
+from production_policy.engine import (
+    INJECTED_ANNOTATION,
+    CompiledPolicy,
+    evaluate_workload,
+    matching_policies,
+    plan_mutation,
+)
 from production_policy.engine.merge import merge_defaults
 from production_policy.quantity import parse_quantity
 from tests.support import strategies
@@ -39,7 +44,7 @@ def _at(document: Any, path: tuple[Any, ...]) -> Any:
     return document
 
 
-def _plan(pod: dict[str, Any], policies: list[ProductionPolicy]) -> Any:
+def _plan(pod: dict[str, Any], policies: list[CompiledPolicy]) -> Any:
     return plan_mutation(pod, NAMESPACE, NAMESPACE_LABELS, policies)
 
 
@@ -48,7 +53,7 @@ def _plan(pod: dict[str, Any], policies: list[ProductionPolicy]) -> Any:
 
 @given(strategies.pods, strategies.policies)
 def test_patch_applies_to_the_pod_it_was_computed_for(
-    pod: dict[str, Any], policies: list[ProductionPolicy]
+    pod: dict[str, Any], policies: list[CompiledPolicy]
 ) -> None:
     original = copy.deepcopy(pod)
     plan = _plan(pod, policies)
@@ -59,14 +64,14 @@ def test_patch_applies_to_the_pod_it_was_computed_for(
 
 
 @given(strategies.pods, strategies.policies)
-def test_mutation_is_idempotent(pod: dict[str, Any], policies: list[ProductionPolicy]) -> None:
+def test_mutation_is_idempotent(pod: dict[str, Any], policies: list[CompiledPolicy]) -> None:
     mutated = jsonpatch.apply_patch(pod, _plan(pod, policies).patch)
     assert _plan(mutated, policies).patch == []
 
 
 @given(strategies.pods, strategies.policies)
 def test_mutation_never_changes_a_field_the_user_set(
-    pod: dict[str, Any], policies: list[ProductionPolicy]
+    pod: dict[str, Any], policies: list[CompiledPolicy]
 ) -> None:
     plan = _plan(pod, policies)
     mutated = jsonpatch.apply_patch(pod, plan.patch)
@@ -88,7 +93,7 @@ def _containers(pod: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
 
 @given(strategies.pods, strategies.policies)
 def test_the_mutated_pod_has_no_violation_a_default_could_fix(
-    pod: dict[str, Any], policies: list[ProductionPolicy]
+    pod: dict[str, Any], policies: list[CompiledPolicy]
 ) -> None:
     mutated = jsonpatch.apply_patch(pod, _plan(pod, policies).patch)
     labels = (mutated.get("metadata") or {}).get("labels") or {}
@@ -111,14 +116,14 @@ def test_the_mutated_pod_has_no_violation_a_default_could_fix(
                 assert limit is None or (request is not None and _above(request, limit.value)), violation
 
 
-def _port_resolves(template: Any, container: dict[str, Any]) -> bool:
+def _port_resolves(probe: Any, container: dict[str, Any]) -> bool:
     """An independent statement of when a default probe's port can be used in a container."""
-    handler = template.http_get or template.tcp_socket or template.grpc
+    port = (probe.get("httpGet") or probe.get("tcpSocket") or probe.get("grpc"))["port"]
     ports = container.get("ports") or []
-    if handler.port == "auto":
+    if port == "auto":
         return any(p.get("protocol") in ("TCP", None) for p in ports)
-    if isinstance(handler.port, str):
-        return any(p.get("name") == handler.port for p in ports)
+    if isinstance(port, str):
+        return any(p.get("name") == port for p in ports)
     return True
 
 

@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 
-from production_policy.api import ProductionPolicy
-from production_policy.engine import Verdict, Violation, evaluate_workload, pod_template
+from production_policy.engine import CompiledPolicy, Verdict, Violation, evaluate_workload, pod_template
 from production_policy.engine.qos import pod_qos_class
 from tests.support.engine import (
     TCP_AUTO,
@@ -21,11 +20,11 @@ from tests.support.engine import (
 )
 
 
-def _verdict(obj: dict[str, Any], *policies: ProductionPolicy, old: dict[str, Any] | None = None) -> Verdict:
+def _verdict(obj: dict[str, Any], *policies: CompiledPolicy, old: dict[str, Any] | None = None) -> Verdict:
     return evaluate_workload(obj, "shop", {"kubernetes.io/metadata.name": "shop"}, policies, old_obj=old)
 
 
-def _found(obj: dict[str, Any], *policies: ProductionPolicy) -> list[tuple[str, str, str]]:
+def _found(obj: dict[str, Any], *policies: CompiledPolicy) -> list[tuple[str, str, str]]:
     return [(v.container, v.field, v.message) for v in _verdict(obj, *policies).violations]
 
 

@@ -7,16 +7,18 @@ from typing import Any
 import pytest
 
 from production_policy.api import parse_policy
-from production_policy.engine import evaluate_workload
+from production_policy.engine import compile_policy, evaluate_workload
 from production_policy.engine.pods import controlled_by_workload
 
-STRICT = parse_policy(
-    {
-        "apiVersion": "productionpolicy.dev/v1alpha1",
-        "kind": "ProductionPolicy",
-        "metadata": {"name": "strict"},
-        "spec": {"probes": {"readiness": {"required": True}}},
-    }
+STRICT = compile_policy(
+    parse_policy(
+        {
+            "apiVersion": "productionpolicy.dev/v1alpha1",
+            "kind": "ProductionPolicy",
+            "metadata": {"name": "strict"},
+            "spec": {"probes": {"readiness": {"required": True}}},
+        }
+    )
 )
 
 

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from production_policy.api import ProductionPolicy
-from production_policy.engine import SourceRef, key_digests
+from production_policy.engine import SourceRef, compile_policy, key_digests
 from production_policy.engine.names import (
     BASELINE_ANNOTATION,
     ROLLED_AT_ANNOTATION,
@@ -59,7 +59,7 @@ def look(
     return decide(
         now,
         workload,
-        policies=[POLICY] if policies is None else policies,
+        policies=[compile_policy(p) for p in ([POLICY] if policies is None else policies)],
         namespace_labels=labels or {},
         ignored_namespaces={"kube-system"},
         sources=data,
@@ -122,7 +122,7 @@ def test_an_unreadable_baseline_or_another_key_gives_a_new_baseline_not_a_rollou
     rekeyed = decide(
         0,
         facts(references=REFS, baseline=stored),
-        policies=[POLICY],
+        policies=[compile_policy(POLICY)],
         namespace_labels={},
         ignored_namespaces=(),
         sources=sources(level="changed"),
@@ -217,7 +217,7 @@ def test_a_rollout_of_ours_still_running_is_reported_unless_already_known() -> N
     found = decide(
         10,
         workload,
-        policies=[POLICY],
+        policies=[compile_policy(POLICY)],
         namespace_labels={},
         ignored_namespaces=(),
         sources=sources(),
@@ -229,7 +229,7 @@ def test_a_rollout_of_ours_still_running_is_reported_unless_already_known() -> N
     known = decide(
         10,
         workload,
-        policies=[POLICY],
+        policies=[compile_policy(POLICY)],
         namespace_labels={},
         ignored_namespaces=(),
         sources=sources(),

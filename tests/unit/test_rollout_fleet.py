@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from production_policy.api import ProductionPolicy
-from production_policy.engine import SourceRef, key_digests
+from production_policy.engine import SourceRef, compile_policy, key_digests
 from production_policy.engine.rollout import (
     ROLLOUT_TIMEOUT_SECONDS,
     Action,
@@ -46,7 +46,7 @@ def look(
     return fleet.look(
         now,
         workload,
-        policies=[CAPPED] if policies is None else policies,
+        policies=[compile_policy(p) for p in ([CAPPED] if policies is None else policies)],
         namespace_labels={},
         ignored_namespaces=(),
         sources=data(version),
@@ -279,7 +279,7 @@ class FleetMachine(RuleBasedStateMachine):
         return fleet.look(
             self.now,
             workload,
-            policies=caps_policies(self.cap_a),
+            policies=[compile_policy(p) for p in caps_policies(self.cap_a)],
             namespace_labels={},
             ignored_namespaces=(),
             sources=data(str(self.versions[workload.name]), workload.name),

@@ -19,9 +19,9 @@ from typing import Any
 
 from kubernetes import client
 
-from production_policy.api import MAX_STATUS_VIOLATIONS, ProductionPolicy
+from production_policy.api import MAX_STATUS_VIOLATIONS
 from production_policy.audit import kubeio
-from production_policy.engine import audit
+from production_policy.engine import CompiledPolicy, audit
 from production_policy.processes.clusterview import ClusterView
 from production_policy.processes.options import ControllerOptions
 
@@ -58,7 +58,7 @@ class Auditor:
         self.subjects: dict[audit.WorkloadRef, audit.Subject] = {}
         self.records: dict[str, PolicyRecord] = {}
         self.dirty = audit.DirtySet()
-        self._parsed: dict[str, ProductionPolicy] = {}
+        self._parsed: dict[str, CompiledPolicy] = {}
         self._namespace_labels: dict[str, dict[str, str]] = {}
         self._reported: dict[audit.WorkloadRef, tuple[str, ...]] = {}
         self._scope: set[str] = set()
@@ -118,7 +118,7 @@ class Auditor:
 
     # Judging.
 
-    def _judge(self, subject: audit.Subject, policies: list[ProductionPolicy]) -> None:
+    def _judge(self, subject: audit.Subject, policies: list[CompiledPolicy]) -> None:
         ref = subject.ref
         judgement = audit.judge(subject.pod, ref.namespace, self.view.labels_of(ref.namespace), policies)
         self._mark(self.book.record(ref, judgement))
@@ -250,7 +250,7 @@ class Auditor:
         facts = audit.PolicyFacts(
             name,
             record.generation,
-            policy.spec.enforcement if policy is not None else None,
+            policy.policy.spec.enforcement if policy is not None else None,
             self.view.problems.get(name),
             self.compiled(name) if self.compiled is not None else None,
         )

@@ -21,11 +21,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from production_policy import KIND
-from production_policy.api import PolicyError, ProductionPolicy, parse_policy
+from production_policy.api import PolicyError, parse_policy
 from production_policy.check.manifests import Document, load_documents
 from production_policy.engine import (
+    CompiledPolicy,
     Verdict,
     Violation,
+    compile_policy,
     evaluate_workload,
     matching_policies,
     plan_mutation,
@@ -83,11 +85,11 @@ class Report:
         return EXIT_VIOLATIONS if violated else EXIT_COMPLIANT
 
 
-def load_policies(paths: Sequence[str]) -> tuple[list[ProductionPolicy], list[str]]:
-    """The policies in the files at ``paths``, and one error per problem with file, document and field."""
+def load_policies(paths: Sequence[str]) -> tuple[list[CompiledPolicy], list[str]]:
+    """The policies in the files at ``paths``, compiled, and one error per problem (file, document, field)."""
     loaded = load_documents(paths)
     errors = list(loaded.errors)
-    policies: dict[str, tuple[ProductionPolicy, Document]] = {}
+    policies: dict[str, tuple[CompiledPolicy, Document]] = {}
     for document in loaded.documents:
         if document.obj["kind"] != KIND:
             errors.append(f"{document.location}: kind: {document.obj['kind']} is not a {KIND}")
@@ -103,7 +105,7 @@ def load_policies(paths: Sequence[str]) -> tuple[list[ProductionPolicy], list[st
                 f"{document.location}: metadata.name: {policy.name} is already defined at {first.location}"
             )
             continue
-        policies[policy.name] = (policy, document)
+        policies[policy.name] = (compile_policy(policy), document)
     return [policy for policy, _ in policies.values()], errors
 
 
@@ -124,7 +126,7 @@ def check(workload_paths: Sequence[str], policy_paths: Sequence[str]) -> Report:
     return Report(workloads, skipped, [])
 
 
-def check_document(document: Document, policies: Sequence[ProductionPolicy]) -> WorkloadResult | None:
+def check_document(document: Document, policies: Sequence[CompiledPolicy]) -> WorkloadResult | None:
     """The result for one document; None when it has no pod template (a Service, a ConfigMap...)."""
     template = pod_template(document.obj)
     if template is None:

@@ -5,6 +5,7 @@ which ConfigMaps/Secrets and keys a pod spec references, and keyed digests of th
 admission webhooks and the rollout controller only translate to and from these functions.
 """
 
+from production_policy.engine.compiled import CompiledPolicy, compile_policy
 from production_policy.engine.digests import key_digests
 from production_policy.engine.matching import matching_policies
 from production_policy.engine.mutation import MutationPlan, plan_mutation
@@ -19,10 +20,12 @@ __all__ = [
     "IGNORE",
     "INJECTED_ANNOTATION",
     "WORKLOAD_KINDS",
+    "CompiledPolicy",
     "MutationPlan",
     "SourceRef",
     "Verdict",
     "Violation",
+    "compile_policy",
     "evaluate_workload",
     "is_ignored",
     "key_digests",

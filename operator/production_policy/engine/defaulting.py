@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from production_policy.api import AUTO_PORT, RESOURCE_NAMES, ProbeTemplate
-from production_policy.engine.memo import per_policy
-from production_policy.engine.merge import PROBE_KINDS, MergedDefaults, ProbeKind, Sourced
+from production_policy.api import AUTO_PORT, RESOURCE_NAMES
+from production_policy.engine.compiled import PROBE_KINDS, ProbeKind, probe_field
+from production_policy.engine.merge import MergedDefaults, Sourced
 from production_policy.engine.pods import ContainerSlot, container_slots
 from production_policy.quantity import parse_quantity
 
@@ -63,11 +63,6 @@ class ContainerDefaults:
     probe_gaps: Mapping[ProbeKind, ProbeGap]
 
 
-def probe_field(kind: ProbeKind) -> str:
-    """The container field of a probe kind: ``readiness`` -> ``readinessProbe``."""
-    return f"{kind}Probe"
-
-
 def quantity_or_none(value: Any) -> Decimal | None:
     """The value of a quantity, or None when it is not one (the pod is then invalid anyway)."""
     try:
@@ -102,18 +97,8 @@ def container_defaults(slot: ContainerSlot, defaults: MergedDefaults) -> Contain
     return ContainerDefaults(slot, tuple(injections), gaps)
 
 
-@per_policy
-def _probe_dict(template: ProbeTemplate) -> dict[str, Any]:
-    """The probe of a template as a pod spec has it; shared, so copy it before changing it."""
-    probe = template.model_dump(by_alias=True, exclude_none=True)
-    handler = next(probe[name] for name in ("httpGet", "tcpSocket", "grpc") if name in probe)
-    if handler.get("httpHeaders") == []:  # pydantic's default; a pod spec leaves it out
-        del handler["httpHeaders"]
-    return probe
-
-
-def _resolved_probe(template: ProbeTemplate, container: Mapping[str, Any]) -> dict[str, Any] | ProbeGap:
-    probe: dict[str, Any] = _copy_tree(_probe_dict(template))
+def _resolved_probe(template: Mapping[str, Any], container: Mapping[str, Any]) -> dict[str, Any] | ProbeGap:
+    probe: dict[str, Any] = _copy_tree(template)
     handler = next(probe[name] for name in ("httpGet", "tcpSocket", "grpc") if name in probe)
     declared = container.get("ports")
     ports = [port for port in declared if isinstance(port, Mapping)] if isinstance(declared, list) else []

@@ -7,7 +7,7 @@ from typing import Any
 
 from production_policy.api import ProductionPolicy, WorkloadSelector
 from production_policy.api.base import LabelSelector
-from production_policy.engine.memo import per_policy_set
+from production_policy.engine.compiled import CompiledPolicy, precedence_order
 from production_policy.engine.names import (
     IGNORE,
     NAMESPACE_NAME_LABEL,
@@ -31,15 +31,6 @@ def system_namespace_selector(operator_namespace: str, excluded_namespaces: Iter
             {"key": IGNORE, "operator": "NotIn", "values": list(TRUE_VALUES)},
         ]
     }
-
-
-@per_policy_set
-def precedence_order(policies: Sequence[ProductionPolicy]) -> tuple[ProductionPolicy, ...]:
-    """Highest priority first, then by name: the order in which policies give defaults.
-
-    Computed once per sequence of policy objects.
-    """
-    return tuple(sorted(policies, key=lambda policy: (-policy.spec.priority, policy.name)))
 
 
 def selector_matches(selector: LabelSelector, labels: Mapping[str, str]) -> bool:
@@ -100,16 +91,16 @@ def policy_matches(
 
 
 def matching_policies(
-    policies: Sequence[ProductionPolicy],
+    policies: Sequence[CompiledPolicy],
     namespace: str,
     namespace_labels: Mapping[str, str],
     pod_labels: Mapping[str, str],
-) -> list[ProductionPolicy]:
+) -> list[CompiledPolicy]:
     """The policies that apply to a pod, highest priority first (then by name)."""
     if is_ignored(namespace_labels.get(IGNORE)):
         return []
     return [
         policy
         for policy in precedence_order(policies)
-        if policy_matches(policy, namespace, namespace_labels, pod_labels)
+        if policy_matches(policy.policy, namespace, namespace_labels, pod_labels)
     ]

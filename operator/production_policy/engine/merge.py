@@ -9,18 +9,18 @@ and each violation names the policy that demands the fix.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, Literal, TypeVar
+from typing import Any, Generic, TypeVar
 
-from production_policy.api import RESOURCE_NAMES, ProbeTemplate, ProductionPolicy, ResourceName
-from production_policy.engine.matching import precedence_order
-from production_policy.engine.memo import per_policy_set
-
-ProbeKind = Literal["readiness", "liveness", "startup"]
-PROBE_KINDS: tuple[ProbeKind, ...] = ("readiness", "liveness", "startup")
+from production_policy.api import ResourceName
+from production_policy.engine.compiled import PROBE_KINDS, CompiledPolicy, ProbeKind, precedence_order
 
 T = TypeVar("T")
+
+MAX_SETS = 256
+"""Merged sets kept: far more than the distinct sets of matching policies a cluster has."""
 
 
 @dataclass(frozen=True)
@@ -33,31 +33,32 @@ class Sourced(Generic[T]):
 
 @dataclass(frozen=True)
 class MergedDefaults:
-    """The defaults that apply to a pod: probe templates, default requests and default limits."""
+    """The defaults that apply to a pod: probes (as a pod spec has them), requests and limits."""
 
-    probes: dict[ProbeKind, Sourced[ProbeTemplate]] = field(default_factory=dict)
+    probes: dict[ProbeKind, Sourced[Mapping[str, Any]]] = field(default_factory=dict)
     requests: dict[ResourceName, Sourced[str]] = field(default_factory=dict)
     limits: dict[ResourceName, Sourced[str]] = field(default_factory=dict)
 
 
-@per_policy_set
-def merge_defaults(policies: Sequence[ProductionPolicy]) -> MergedDefaults:
+def merge_defaults(policies: Sequence[CompiledPolicy]) -> MergedDefaults:
     """Merge the defaults of ``policies``: per field, the first one given in precedence order wins.
 
-    Computed once per sequence of policy objects (see ``memo``): the result is shared, read it only.
+    The result is shared between calls with equal policies: read it only.
     """
-    probes: dict[ProbeKind, Sourced[ProbeTemplate]] = {}
+    return _merged(tuple(policies))
+
+
+@functools.lru_cache(maxsize=MAX_SETS)
+def _merged(policies: tuple[CompiledPolicy, ...]) -> MergedDefaults:
+    probes: dict[ProbeKind, Sourced[Mapping[str, Any]]] = {}
     requests: dict[ResourceName, Sourced[str]] = {}
     limits: dict[ResourceName, Sourced[str]] = {}
     for policy in precedence_order(policies):
         for kind in PROBE_KINDS:
-            template = getattr(policy.spec.probes, kind).default_probe
-            if template is not None:
-                probes.setdefault(kind, Sourced(template, policy.name))
-        resources = policy.spec.resources
-        for target, quantities in ((requests, resources.default_request), (limits, resources.default_limits)):
-            for resource in RESOURCE_NAMES:
-                value = quantities.get(resource) if quantities else None
-                if value is not None:
-                    target.setdefault(resource, Sourced(value, policy.name))
+            probe = policy.default_probes.get(kind)
+            if probe is not None:
+                probes.setdefault(kind, Sourced(probe, policy.name))
+        for target, quantities in ((requests, policy.default_requests), (limits, policy.default_limits)):
+            for resource, value in quantities.items():
+                target.setdefault(resource, Sourced(value, policy.name))
     return MergedDefaults(probes, requests, limits)

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from production_policy.api import ProductionPolicy
+from production_policy.engine.compiled import CompiledPolicy
 from production_policy.engine.defaulting import pod_defaults
 from production_policy.engine.matching import matching_policies
 from production_policy.engine.merge import merge_defaults
@@ -31,7 +31,7 @@ def plan_mutation(
     pod: Mapping[str, Any],
     namespace: str,
     namespace_labels: Mapping[str, str],
-    policies: Sequence[ProductionPolicy],
+    policies: Sequence[CompiledPolicy],
 ) -> MutationPlan:
     """The patch adding to ``pod`` the probes and resources its policies default; it never overwrites."""
     metadata = pod.get("metadata")

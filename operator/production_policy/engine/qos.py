@@ -30,15 +30,25 @@ def effective_requests(holder: Mapping[str, Any]) -> dict[str, Any]:
     return {**resource_map(holder, "limits"), **resource_map(holder, "requests")}
 
 
-def pod_qos_class(pod_spec: Mapping[str, Any]) -> QoSClass:
-    """The QoS class of a pod with this spec: regular and init containers count, ephemeral ones cannot."""
+def pod_qos_class(
+    pod_spec: Mapping[str, Any],
+    container_amounts: Iterable[tuple[Mapping[str, Decimal], Mapping[str, Decimal]]] | None = None,
+) -> QoSClass:
+    """The QoS class of a pod with this spec: regular and init containers count, ephemeral ones cannot.
+
+    ``container_amounts``: each container's (requests, limits) as :func:`containers_qos_class`
+    takes them, when the caller has parsed them already; read only if the pod sets no pod-level
+    resources.
+    """
     # A pod spec holds its pod-level resources in the same `resources` field as a container does.
     if resource_map(pod_spec, "requests") or resource_map(pod_spec, "limits"):
         return _requirements_qos(_pod_level_requests(pod_spec), _amounts(resource_map(pod_spec, "limits")))
-    return containers_qos_class(
-        (_amounts(effective_requests(slot.container)), _amounts(resource_map(slot.container, "limits")))
-        for slot in container_slots(pod_spec)
-    )
+    if container_amounts is None:
+        container_amounts = (
+            (_amounts(effective_requests(slot.container)), _amounts(resource_map(slot.container, "limits")))
+            for slot in container_slots(pod_spec)
+        )
+    return containers_qos_class(container_amounts)
 
 
 def containers_qos_class(amounts: Iterable[tuple[Mapping[str, Decimal], Mapping[str, Decimal]]]) -> QoSClass:

@@ -12,30 +12,16 @@ request is checked through its limit only, so one fix is reported once.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from production_policy.api import (
-    QOS_ORDER,
-    RESOURCE_NAMES,
-    Enforcement,
-    ProductionPolicy,
-    QoSClass,
-    ResourcePolicy,
-)
-from production_policy.engine.defaulting import GapKey, ProbeGap, probe_field, quantity_or_none, resource_map
-from production_policy.engine.memo import per_policy
-from production_policy.engine.merge import PROBE_KINDS, ProbeKind
+from production_policy.api import QOS_ORDER, RESOURCE_NAMES, Enforcement, QoSClass
+from production_policy.engine.compiled import Bounds, PolicyRules, ProbeKind, probe_field
+from production_policy.engine.defaulting import GapKey, ProbeGap, quantity_or_none, resource_map
 from production_policy.engine.pods import ContainerSlot, container_slots
-from production_policy.engine.qos import (
-    QOS_RESOURCES,
-    containers_qos_class,
-    effective_requests,
-    pod_qos_class,
-)
-from production_policy.quantity import parse_quantity
+from production_policy.engine.qos import QOS_RESOURCES, effective_requests, pod_qos_class
 
 
 @dataclass(frozen=True)
@@ -55,6 +41,9 @@ class Violation:
         """What identifies the violation across two versions of a template."""
         return self.policy, self.container, self.field, self.rule
 
+
+Finding = tuple[str, str, str]
+"""(field, rule, message) of one broken resource rule of a container."""
 
 _ZERO = Decimal(0)
 _QOS_POSITIONS = tuple((name, RESOURCE_NAMES.index(name)) for name in QOS_RESOURCES)
@@ -76,31 +65,26 @@ class SpecFacts:
 
     @property
     def qos_class(self) -> QoSClass:
-        """The pod's QoS class (see ``qos.pod_qos_class``)."""
+        """The pod's QoS class (see ``qos.pod_qos_class``), from the quantities parsed here."""
         if self._qos is None:
-            spec = self.pod_spec
-            if resource_map(spec, "requests") or resource_map(spec, "limits"):
-                self._qos = pod_qos_class(spec)
-            else:  # from the containers' quantities, already parsed
-                self._qos = containers_qos_class(
+            self._qos = pod_qos_class(
+                self.pod_spec,
+                (
                     (
                         {name: c.resources[i].request_value or _ZERO for name, i in _QOS_POSITIONS},
                         {name: c.resources[i].limit_value or _ZERO for name, i in _QOS_POSITIONS},
                     )
                     for c in self.containers
-                )
+                ),
+            )
         return self._qos
 
 
 def policy_violations(
-    pod_spec: Mapping[str, Any] | SpecFacts, policy: ProductionPolicy, gaps: Mapping[GapKey, ProbeGap]
+    facts: SpecFacts, rules: PolicyRules, gaps: Mapping[GapKey, ProbeGap]
 ) -> list[Violation]:
-    """Every rule of ``policy`` that the (defaulted) ``pod_spec`` breaks; ``gaps`` explain missing probes.
-
-    ``pod_spec`` may be given as its :class:`SpecFacts`, to share them between several policies.
-    """
-    facts = pod_spec if isinstance(pod_spec, SpecFacts) else SpecFacts(pod_spec)
-    rules = _policy_rules(policy)
+    """Every rule of one policy (its compiled ``rules``) that the (defaulted) pod spec of ``facts``
+    breaks; ``gaps`` explain missing probes."""
     findings: list[tuple[str, str, str, str]] = []  # container, field, rule, message
     if rules.required_probes or rules.bounds:
         for container in facts.containers:
@@ -113,17 +97,17 @@ def policy_violations(
                             (container.name, probe_name, "probes.required", _missing_probe(kind, gap))
                         )
             # A plain container can only break the rules a policy gives for a resource.
-            bounds = rules.ruled if container.plain else rules.bounds
-            if bounds:
-                findings += [
-                    (container.name, *finding) for finding in _resource_findings(container.resources, bounds)
-                ]
+            for bounds in rules.ruled if container.plain else rules.bounds:
+                resource = container.resources[bounds.position]
+                for check in _RESOURCE_CHECKS:
+                    for field, rule, message in check(resource, bounds):
+                        findings.append((container.name, field, rule, message))
     if rules.min_qos_class is not None:
         qos = facts.qos_class
         if QOS_ORDER.index(qos) < QOS_ORDER.index(rules.min_qos_class):
             findings.append(("", "qosClass", "qos.min", _qos_message(qos, rules.min_qos_class)))
     return [
-        Violation(c, field, message, policy.name, policy.spec.enforcement, rule)
+        Violation(c, field, message, rules.policy, rules.enforcement, rule)
         for c, field, rule, message in findings
     ]
 
@@ -133,82 +117,6 @@ def _missing_probe(kind: ProbeKind, gap: ProbeGap | None) -> str:
     if gap is None:
         return f"no {name} — add a {name}"
     return f"no {name} and {gap.reason} — add a {name} {gap.remedy}"
-
-
-def has_container_rules(resources: ResourcePolicy) -> bool:
-    """Whether a policy sets any per-container resource rule (require, min, max, ratio)."""
-    return bool(
-        resources.require.requests
-        or resources.require.limits
-        or resources.min
-        or resources.max
-        or resources.max_limit_request_ratio
-    )
-
-
-class _Bounds(NamedTuple):
-    """One policy's container rules for one resource, its quantities parsed."""
-
-    position: int
-    """Of the resource in RESOURCE_NAMES."""
-    request_field: str
-    limit_field: str
-    require_request: bool
-    require_limit: bool
-    minimum: str | None
-    minimum_value: Decimal | None
-    maximum: str | None
-    maximum_value: Decimal | None
-    ratio: str | None
-    ratio_value: Decimal | None
-
-
-class _PolicyRules(NamedTuple):
-    """What :func:`policy_violations` needs of a policy, worked out once per policy."""
-
-    required_probes: tuple[tuple[ProbeKind, str], ...]
-    """(kind, container field) of each required probe."""
-    bounds: tuple[_Bounds, ...]
-    """One per resource; none when the policy has no container resource rule (then no resource
-    finding at all, not even an invalid quantity, is the policy's)."""
-    ruled: tuple[_Bounds, ...]
-    """Those of ``bounds`` for the resources the policy requires or bounds."""
-    min_qos_class: QoSClass | None
-
-
-@per_policy
-def _policy_rules(policy: ProductionPolicy) -> _PolicyRules:
-    resources = policy.spec.resources
-    required = tuple(
-        (kind, probe_field(kind)) for kind in PROBE_KINDS if getattr(policy.spec.probes, kind).required
-    )
-    bounds: list[_Bounds] = []
-    if has_container_rules(resources):
-        for index, resource in enumerate(RESOURCE_NAMES):
-            minimum = resources.min.get(resource) if resources.min else None
-            maximum = resources.max.get(resource) if resources.max else None
-            ratio = (
-                resources.max_limit_request_ratio.get(resource) if resources.max_limit_request_ratio else None
-            )
-            bounds.append(
-                _Bounds(
-                    index,
-                    f"resources.requests.{resource}",
-                    f"resources.limits.{resource}",
-                    resource in resources.require.requests,
-                    resource in resources.require.limits,
-                    minimum,
-                    None if minimum is None else parse_quantity(minimum),
-                    maximum,
-                    None if maximum is None else parse_quantity(maximum),
-                    ratio,
-                    None if ratio is None else parse_quantity(ratio),
-                )
-            )
-    ruled = tuple(
-        b for b in bounds if b.require_request or b.require_limit or b.minimum or b.maximum or b.ratio
-    )
-    return _PolicyRules(required, tuple(bounds), ruled, resources.min_qos_class)
 
 
 class _ResourceFacts(NamedTuple):
@@ -221,7 +129,7 @@ class _ResourceFacts(NamedTuple):
     limit_value: Decimal | None
     explicit_request: bool
     """Whether the container lists the request itself (even as null)."""
-    invalid: tuple[tuple[str, str, str], ...]
+    invalid: tuple[Finding, ...]
     """(field, rule, message) for the request and the limit that are not quantities."""
 
 
@@ -249,7 +157,7 @@ def _container_facts(slot: ContainerSlot) -> _ContainerFacts:
     for resource in RESOURCE_NAMES:
         request, limit = requests.get(resource), limits.get(resource)
         request_value, limit_value = _value(request), _value(limit)
-        invalid: tuple[tuple[str, str, str], ...] = ()
+        invalid: tuple[Finding, ...] = ()
         if request is not None and request_value is None:
             invalid += (_invalid(f"resources.requests.{resource}", request),)
         if limit is not None and limit_value is None:
@@ -262,61 +170,92 @@ def _container_facts(slot: ContainerSlot) -> _ContainerFacts:
     return _ContainerFacts(slot, slot.name, tuple(facts), plain)
 
 
-def _invalid(field: str, raw: Any) -> tuple[str, str, str]:
+def _invalid(field: str, raw: Any) -> Finding:
     return field, "resources.invalid", f'{field} "{raw}" is not a valid quantity — fix {field}'
 
 
-def _resource_findings(
-    container: Sequence[_ResourceFacts], rules: Sequence[_Bounds]
-) -> Iterator[tuple[str, str, str]]:
-    """(field, rule, message) for each resource rule the container breaks."""
-    for bounds in rules:
-        facts = container[bounds.position]
-        request_field, limit_field = bounds.request_field, bounds.limit_field
-        request, limit = facts.request, facts.limit
-        request_value, limit_value = facts.request_value, facts.limit_value
-        yield from facts.invalid
-        minimum, maximum, ratio = bounds.minimum, bounds.maximum, bounds.ratio
-        if request is None and bounds.require_request:
-            yield request_field, "resources.required", f"no {request_field} — add {request_field}"
-        if limit is None and bounds.require_limit:
-            yield limit_field, "resources.required", f"no {limit_field} — add {limit_field}"
-        if minimum is not None or maximum is not None:
-            # An implicit request equals its limit: checking the limit covers both.
-            checked = [(limit_field, limit, limit_value)]
-            if facts.explicit_request:
-                checked.insert(0, (request_field, request, request_value))
-            for field, raw, value in checked:
-                if value is None:
-                    continue
-                if bounds.minimum_value is not None and value < bounds.minimum_value:
-                    yield (
-                        field,
-                        "resources.min",
-                        f"{field} {raw} is below min {minimum} — set at least {minimum}",
-                    )
-                if bounds.maximum_value is not None and value > bounds.maximum_value:
-                    yield (
-                        field,
-                        "resources.max",
-                        f"{field} {raw} exceeds max {maximum} — set at most {maximum}",
-                    )
-        if request_value is None or limit_value is None:
+def _invalid_quantities(facts: _ResourceFacts, bounds: Bounds) -> Sequence[Finding]:
+    """``resources.invalid``: a request or limit that is not a quantity."""
+    return facts.invalid
+
+
+def _required(facts: _ResourceFacts, bounds: Bounds) -> Sequence[Finding]:
+    """``resources.required``: a request or limit ``require`` asks for is missing."""
+    if not bounds.require_request and not bounds.require_limit:
+        return ()
+    findings: list[Finding] = []
+    if facts.request is None and bounds.require_request:
+        field = bounds.request_field
+        findings.append((field, "resources.required", f"no {field} — add {field}"))
+    if facts.limit is None and bounds.require_limit:
+        field = bounds.limit_field
+        findings.append((field, "resources.required", f"no {field} — add {field}"))
+    return findings
+
+
+def _out_of_range(facts: _ResourceFacts, bounds: Bounds) -> Sequence[Finding]:
+    """``resources.min`` and ``resources.max``: a request or limit below ``min`` or above ``max``."""
+    minimum, maximum = bounds.minimum_value, bounds.maximum_value
+    if minimum is None and maximum is None:
+        return ()
+    # An implicit request equals its limit: checking the limit covers both.
+    checked = [(bounds.limit_field, facts.limit, facts.limit_value)]
+    if facts.explicit_request:
+        checked.insert(0, (bounds.request_field, facts.request, facts.request_value))
+    findings: list[Finding] = []
+    for field, raw, value in checked:
+        if value is None:
             continue
-        if limit_value < request_value:
-            yield (
-                limit_field,
-                "resources.order",
-                f"{limit_field} {limit} is below {request_field} {request}"
-                " — raise the limit or lower the request",
+        if minimum is not None and value < minimum:
+            findings.append(
+                (
+                    field,
+                    "resources.min",
+                    f"{field} {raw} is below min {bounds.minimum} — set at least {bounds.minimum}",
+                )
             )
-        elif bounds.ratio_value is not None and limit_value > request_value * bounds.ratio_value:
-            yield (
-                limit_field,
-                "resources.ratio",
-                f"{limit_field} {limit} / {request_field} {request} exceeds maxLimitRequestRatio {ratio}"
-                " — lower the limit or raise the request",
+        if maximum is not None and value > maximum:
+            findings.append(
+                (
+                    field,
+                    "resources.max",
+                    f"{field} {raw} exceeds max {bounds.maximum} — set at most {bounds.maximum}",
+                )
             )
+    return findings
+
+
+def _limit_below_request(facts: _ResourceFacts, bounds: Bounds) -> Sequence[Finding]:
+    """``resources.order``: a limit below its request (the API server would refuse the pod)."""
+    if facts.request_value is None or facts.limit_value is None or facts.limit_value >= facts.request_value:
+        return ()
+    return (
+        (
+            bounds.limit_field,
+            "resources.order",
+            f"{bounds.limit_field} {facts.limit} is below {bounds.request_field} {facts.request}"
+            " — raise the limit or lower the request",
+        ),
+    )
+
+
+def _ratio_too_high(facts: _ResourceFacts, bounds: Bounds) -> Sequence[Finding]:
+    """``resources.ratio``: limit/request above ``maxLimitRequestRatio`` (a limit not below its request)."""
+    request, limit, ratio = facts.request_value, facts.limit_value, bounds.ratio_value
+    if ratio is None or request is None or limit is None or limit < request or limit <= request * ratio:
+        return ()
+    return (
+        (
+            bounds.limit_field,
+            "resources.ratio",
+            f"{bounds.limit_field} {facts.limit} / {bounds.request_field} {facts.request} exceeds"
+            f" maxLimitRequestRatio {bounds.ratio} — lower the limit or raise the request",
+        ),
+    )
+
+
+_RESOURCE_CHECKS = (_invalid_quantities, _required, _out_of_range, _limit_below_request, _ratio_too_high)
+"""Each resource rule a container can break, in the order its findings are reported."""
 
 
 def _value(raw: Any) -> Decimal | None:

@@ -13,9 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from production_policy.api import ProductionPolicy
+from production_policy.engine.compiled import CompiledPolicy, precedence_order
 from production_policy.engine.defaulting import with_defaults
-from production_policy.engine.matching import matching_policies, precedence_order
+from production_policy.engine.matching import matching_policies
 from production_policy.engine.merge import merge_defaults
 from production_policy.engine.pods import controlled_by_workload, pod_template
 from production_policy.engine.rules import SpecFacts, Violation, policy_violations
@@ -37,14 +37,14 @@ class Verdict:
     audit: list[Violation] = field(default_factory=list)
 
 
-def template_violations(pod_spec: Mapping[str, Any], policies: Sequence[ProductionPolicy]) -> list[Violation]:
+def template_violations(pod_spec: Mapping[str, Any], policies: Sequence[CompiledPolicy]) -> list[Violation]:
     """The violations of ``pod_spec`` once the defaults of ``policies`` are applied, policy by policy."""
     spec, gaps = with_defaults(pod_spec, merge_defaults(policies))
     facts = SpecFacts(spec)  # parsed once, read by every policy
     return [
         violation
         for policy in precedence_order(policies)
-        for violation in policy_violations(facts, policy, gaps)
+        for violation in policy_violations(facts, policy.rules, gaps)
     ]
 
 
@@ -52,7 +52,7 @@ def evaluate_workload(
     obj: Mapping[str, Any],
     namespace: str,
     namespace_labels: Mapping[str, str],
-    policies: Sequence[ProductionPolicy],
+    policies: Sequence[CompiledPolicy],
     old_obj: Mapping[str, Any] | None = None,
 ) -> Verdict:
     """Judge a Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job or CronJob (others: empty verdict).

@@ -1,7 +1,7 @@
 """What our processes know of the cluster: the policies and the namespaces' labels.
 
 An AdmissionReview carries neither, so the webhook keeps both, fed by watch events; the
-controller uses the same view. Only parsed policies and label maps are held, never whole objects.
+controller uses the same view. Only compiled policies and label maps are held, never whole objects.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from typing import Any
 import kopf
 
 from production_policy import GROUP, PLURAL, VERSION, kube, metrics
-from production_policy.api import PolicyError, ProductionPolicy, parse_policy
+from production_policy.api import PolicyError, parse_policy
+from production_policy.engine import CompiledPolicy, compile_policy
 from production_policy.engine.names import NAMESPACE_NAME_LABEL
 
 log = logging.getLogger(__name__)
@@ -22,16 +23,16 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class ClusterView:
-    """Policies by name and namespace labels by namespace name, updated in place."""
+    """Policies by name (compiled as they arrive) and namespace labels by namespace name, updated in place."""
 
-    policies: dict[str, ProductionPolicy] = field(default_factory=dict)
+    policies: dict[str, CompiledPolicy] = field(default_factory=dict)
     namespace_labels: dict[str, dict[str, str]] = field(default_factory=dict)
     synced: bool = False
     problems: dict[str, str] = field(default_factory=dict)
     """Why each stored-but-unusable policy is left out of ``policies`` (its status reports it)."""
-    _sorted: list[ProductionPolicy] | None = field(default=None, repr=False)
+    _sorted: list[CompiledPolicy] | None = field(default=None, repr=False)
 
-    def sorted_policies(self) -> list[ProductionPolicy]:
+    def sorted_policies(self) -> list[CompiledPolicy]:
         """The policies in name order; cached, since every admission request asks."""
         if self._sorted is None:
             self._sorted = [self.policies[name] for name in sorted(self.policies)]
@@ -49,7 +50,7 @@ class ClusterView:
         """Store a policy; return why it is unusable, if it is."""
         name = str(body.get("metadata", {}).get("name", ""))
         try:
-            self.policies[name] = parse_policy(dict(body))
+            self.policies[name] = compile_policy(parse_policy(dict(body)))
             self._policies_changed()
         except PolicyError as exc:
             # The API server and our validating webhook refuse such objects; one written before

@@ -21,7 +21,8 @@ from production_policy.api import ProductionPolicy
 from production_policy.engine.apiserver.cel import collect_defaults
 from production_policy.engine.apiserver.mutating import mutating_policy
 from production_policy.engine.apiserver.validating import has_rules, validating_policies
-from production_policy.engine.matching import precedence_order, system_namespace_selector
+from production_policy.engine.compiled import CompiledPolicy, precedence_order
+from production_policy.engine.matching import system_namespace_selector
 
 ENGINES = ("webhook", "apiserver", "both")
 """``admission.engine``: who enforces at admission: our webhooks, the admission policies compiled into
@@ -70,10 +71,10 @@ def not_compiled(policy: ProductionPolicy) -> list[str]:
     return notes
 
 
-def compile_policies(policies: Sequence[ProductionPolicy], settings: InstallSettings) -> Compilation:
+def compile_policies(policies: Sequence[CompiledPolicy], settings: InstallSettings) -> Compilation:
     """The MutatingAdmissionPolicy, the two ValidatingAdmissionPolicies and their bindings for
     ``policies`` (any order: they are sorted by precedence here), as plain dicts."""
-    ordered = precedence_order(tuple(policies))
+    ordered = tuple(compiled.policy for compiled in precedence_order(policies))
     defaults = collect_defaults(ordered)
     labels = dict(settings.labels)
     selector = system_namespace_selector(settings.operator_namespace, settings.excluded_namespaces)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from production_policy.api import AUTO_PORT, RESOURCE_NAMES, ProbeTemplate, ProductionPolicy, WorkloadSelector
 from production_policy.api.base import LabelSelector
 from production_policy.api.probes import GRPCProbe, HTTPGetProbe, TCPSocketProbe
-from production_policy.engine.merge import PROBE_KINDS, ProbeKind
+from production_policy.engine.compiled import PROBE_KINDS, ProbeKind
 
 RESOURCE_KEYS: tuple[str, ...] = tuple(
     f"{kind}.{resource}" for resource in RESOURCE_NAMES for kind in ("requests", "limits")

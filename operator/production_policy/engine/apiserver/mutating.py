@@ -28,7 +28,7 @@ from production_policy.engine.apiserver.cel import (
     probe_value,
     str_list,
 )
-from production_policy.engine.merge import PROBE_KINDS
+from production_policy.engine.compiled import PROBE_KINDS
 from production_policy.engine.mutation import escape_pointer
 from production_policy.engine.names import INJECTED_ANNOTATION
 

@@ -27,8 +27,7 @@ from production_policy.engine.apiserver.cel import (
     probe_gap_message,
     probe_port_ok,
 )
-from production_policy.engine.merge import PROBE_KINDS, ProbeKind
-from production_policy.engine.rules import has_container_rules
+from production_policy.engine.compiled import PROBE_KINDS, ProbeKind, has_container_rules
 
 MAX_MESSAGE = 1700
 """Code points of the denial message kept: at most 3 bytes each stays under the API server's 5 KiB."""

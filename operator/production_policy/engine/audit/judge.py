@@ -11,8 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from production_policy.api import ProductionPolicy
 from production_policy.api.status import MESSAGE_MAX
+from production_policy.engine.compiled import CompiledPolicy
 from production_policy.engine.matching import matching_policies
 from production_policy.engine.mutation import plan_mutation
 from production_policy.engine.rules import Violation
@@ -42,7 +42,7 @@ def judge(
     pod: Mapping[str, Any],
     namespace: str,
     namespace_labels: Mapping[str, str],
-    policies: Sequence[ProductionPolicy],
+    policies: Sequence[CompiledPolicy],
 ) -> Judgement:
     """The judgement of a workload, given as a Pod holding its template (see ``subjects.audit_subject``).
 
@@ -79,16 +79,14 @@ def needed_defaults(
     pod: Mapping[str, Any],
     namespace: str,
     namespace_labels: Mapping[str, str],
-    policies: Sequence[ProductionPolicy],
+    policies: Sequence[CompiledPolicy],
 ) -> tuple[str, ...]:
     """What the mutating webhook will inject into the pods of a template: ``container:field`` entries,
     as its ``productionpolicy.dev/injected`` annotation records them."""
     return tuple(plan_mutation(pod, namespace, namespace_labels, policies).injected)
 
 
-def affected_namespaces(
-    before: ProductionPolicy | None, after: ProductionPolicy | None
-) -> frozenset[str] | None:
+def affected_namespaces(before: CompiledPolicy | None, after: CompiledPolicy | None) -> frozenset[str] | None:
     """The namespaces whose workloads must be judged again after a policy changed from ``before`` to
     ``after`` (None: absent or unusable); None means every namespace.
 
@@ -99,13 +97,14 @@ def affected_namespaces(
     """
     if before is None and after is None:
         return frozenset()
-    if before is not None and after is not None and before.spec == after.spec:
+    if before == after:  # compiled policies are equal when their name and spec are
         return frozenset()
     namespaces: set[str] = set()
     for version in (before, after):
         if version is None:
             continue
-        if not version.spec.match.namespaces:
+        match = version.policy.spec.match
+        if not match.namespaces:
             return None
-        namespaces.update(version.spec.match.namespaces)
+        namespaces.update(match.namespaces)
     return frozenset(namespaces)

@@ -7,7 +7,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from production_policy.api import ProductionPolicy
+from production_policy.engine.compiled import CompiledPolicy
 from production_policy.engine.matching import matching_policies
 from production_policy.engine.rollout.baseline import (
     Comparison,
@@ -65,7 +65,7 @@ class Decision:
 
 def unmanaged_reason(
     facts: WorkloadFacts,
-    policies: Sequence[ProductionPolicy],
+    policies: Sequence[CompiledPolicy],
     namespace_labels: Mapping[str, str],
     ignored_namespaces: Collection[str],
 ) -> tuple[str | None, RolloutSettings | None]:
@@ -74,9 +74,8 @@ def unmanaged_reason(
         return "namespace ignored", None
     if facts.opted_out:
         return "opted out by annotation", None
-    settings = merge_settings(
-        matching_policies(policies, facts.namespace, namespace_labels, facts.template_labels)
-    )
+    matched = matching_policies(policies, facts.namespace, namespace_labels, facts.template_labels)
+    settings = merge_settings(policy.policy for policy in matched)
     if settings is None:
         return "no policy enables configRollout", None
     return None, settings
@@ -86,7 +85,7 @@ def decide(
     now: float,
     facts: WorkloadFacts,
     *,
-    policies: Sequence[ProductionPolicy],
+    policies: Sequence[CompiledPolicy],
     namespace_labels: Mapping[str, str],
     ignored_namespaces: Collection[str],
     sources: Mapping[SourceId, SourceData],

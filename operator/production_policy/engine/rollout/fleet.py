@@ -27,7 +27,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from production_policy.api import ProductionPolicy
+from production_policy.engine.compiled import CompiledPolicy
 from production_policy.engine.rollout.baseline import SourceData, SourceId
 from production_policy.engine.rollout.decide import Decision, Write, decide
 from production_policy.engine.rollout.facts import WorkloadFacts
@@ -78,7 +78,7 @@ class Fleet:
         now: float,
         facts: WorkloadFacts,
         *,
-        policies: Sequence[ProductionPolicy],
+        policies: Sequence[CompiledPolicy],
         namespace_labels: Mapping[str, str],
         ignored_namespaces: Collection[str],
         sources: Mapping[SourceId, SourceData],

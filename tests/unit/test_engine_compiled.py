@@ -1,15 +1,12 @@
-"""What the engine derives from policies is memoised per policy object: a changed policy set is
-always honoured, never answered from what was worked out for the old one."""
+"""Policies are compiled once, when they arrive: a changed policy set is always honoured, and what is
+derived from a set of compiled policies depends on their values, never on which objects they are."""
 
 from __future__ import annotations
 
-import gc
 from typing import Any
 
-import pytest
-
-from production_policy.engine import evaluate_workload, memo, plan_mutation
-from production_policy.engine.merge import merge_defaults
+from production_policy.engine import compile_policy, evaluate_workload, plan_mutation
+from production_policy.engine.merge import MAX_SETS, merge_defaults
 from production_policy.processes.clusterview import ClusterView
 from tests.support.engine import container, pod, policy, policy_dict, resources
 
@@ -32,7 +29,7 @@ def test_an_updated_policy_is_honoured_by_the_next_request() -> None:
     assert _violations(view, bounded) == []
     assert _injected(view, bounded) == ["app:resources.requests.memory", "app:resources.limits.memory"]
 
-    # Same name, same object count, new spec: a lower maximum and another default.
+    # Same name, same number of policies, new spec: a lower maximum and another default.
     view.put_policy(policy_dict("limits", resources={"max": {"cpu": "1"}, "default": {"memory": "2Gi"}}))
     assert _violations(view, bounded) == [
         ("limits", "resources.requests.cpu", "resources.max"),
@@ -51,6 +48,15 @@ def test_an_updated_policy_is_honoured_by_the_next_request() -> None:
     assert _injected(view, bounded) == []
 
 
+def test_a_compiled_policy_is_equal_to_another_of_the_same_name_and_spec_only() -> None:
+    same = [policy("low", resources={"default": {"cpu": "1"}}) for _ in range(2)]
+    assert same[0] is not same[1] and same[0] == same[1] and hash(same[0]) == hash(same[1])
+    assert policy("low", resources={"default": {"cpu": "2"}}) != same[0]  # another spec
+    assert policy("other", resources={"default": {"cpu": "1"}}) != same[0]  # another name
+    assert policy("low", priority=1, resources={"default": {"cpu": "1"}}) != same[0]
+    assert same[0] != same[0].policy  # nothing but a compiled policy equals one
+
+
 def test_equal_policies_in_another_order_or_subset_merge_as_themselves() -> None:
     low = policy("low", resources={"default": {"cpu": "1"}})
     high = policy("high", priority=5, resources={"default": {"cpu": "2"}})
@@ -58,44 +64,34 @@ def test_equal_policies_in_another_order_or_subset_merge_as_themselves() -> None
     assert merge_defaults([low, high]).limits["cpu"].value == "2"
     assert merge_defaults([high, low]).limits["cpu"].value == "2"
     assert merge_defaults([low]).limits["cpu"].value == "1"
-    # An equal but distinct object is a policy of its own: identity, not value, is the key.
+    # Same name, another spec: another policy, whose own defaults apply.
     assert merge_defaults([policy("low", resources={"default": {"cpu": "3"}})]).limits["cpu"].value == "3"
 
 
-def test_a_full_table_of_policy_sets_starts_again_and_stays_right() -> None:
-    cpus = [f"{i + 1}m" for i in range(memo.MAX_SETS + 8)]
+def test_more_policy_sets_than_are_kept_stay_right() -> None:
+    cpus = [f"{i + 1}m" for i in range(MAX_SETS + 8)]
     policies = [policy(f"p{i:03}", resources={"default": {"cpu": cpu}}) for i, cpu in enumerate(cpus)]
     for _ in range(2):
         assert [merge_defaults([p]).limits["cpu"].value for p in policies] == cpus
 
 
-class _Named:
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-
-@pytest.mark.slow  # 50 full garbage collections: about 20 s
-def test_a_collected_object_is_forgotten_before_its_id_can_be_reused() -> None:
-    calls: list[str] = []
-
-    @memo.per_policy
-    def name_of(thing: _Named) -> str:
-        calls.append(thing.name)
-        return thing.name
-
-    # The memo's table, read from its closure: whether CPython hands a new object the id just
-    # freed depends on the heap (it did not in a full run under coverage), so the test looks at
-    # the entry itself rather than waiting for a reuse to happen.
-    cells = name_of.__closure__ or ()
-    table = next(cell.cell_contents for cell in cells if isinstance(cell.cell_contents, dict))
-    first = _Named("first")
-    assert name_of(first) == name_of(first) == "first"
-    assert calls == ["first"]
-    for i in range(50):
-        old_id = id(first)
-        assert old_id in table
-        del first
-        gc.collect()
-        assert old_id not in table  # forgotten as the object went: a new one with this id is new
-        first = _Named(f"next-{i}")  # CPython often hands it the memory just freed
-        assert name_of(first) == f"next-{i}"
+def test_compiling_reads_the_policy_once_and_keeps_what_the_rules_need() -> None:
+    compiled = policy(
+        "strict",
+        priority=3,
+        enforcement="Warn",
+        probes={"readiness": {"required": True, "default": {"tcpSocket": {"port": "auto"}}}},
+        resources={"max": {"cpu": "2"}, "require": {"limits": ["memory"]}, "default": {"memory": "1Gi"}},
+    )
+    assert compiled.name == "strict" and compiled.precedence == (-3, "strict")
+    assert compiled.rules.policy == "strict" and compiled.rules.enforcement == "Warn"
+    assert compiled.rules.required_probes == (("readiness", "readinessProbe"),)
+    assert dict(compiled.default_probes) == {"readiness": {"tcpSocket": {"port": "auto"}}}
+    assert dict(compiled.default_limits) == {"memory": "1Gi"} and dict(compiled.default_requests) == {}
+    cpu = next(b for b in compiled.rules.bounds if b.request_field == "resources.requests.cpu")
+    assert cpu.maximum == "2" and cpu.maximum_value == 2 and cpu.minimum_value is None
+    assert [b.limit_field for b in compiled.rules.ruled] == [
+        "resources.limits.cpu",
+        "resources.limits.memory",
+    ]
+    assert compile_policy(compiled.policy) == compiled
