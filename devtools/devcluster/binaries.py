@@ -89,7 +89,7 @@ def _go_env() -> dict[str, str]:
     return env
 
 
-def _run_go(args: list[str], cwd: Path, what: str, gobin: Path | None = None) -> str:
+def run_go(args: list[str], cwd: Path, what: str, gobin: Path | None = None) -> str:
     """Run ``go`` with a heartbeat every 30 s, so a long cold build shows it is alive."""
     if shutil.which("go") is None:
         raise BinaryError(
@@ -155,11 +155,11 @@ def _preinstalled(name: str) -> Path | None:
     return None
 
 
-def _cached(directory: Path, names: tuple[str, ...]) -> bool:
+def cached(directory: Path, names: tuple[str, ...]) -> bool:
     return all((directory / n).is_file() for n in names)
 
 
-def _publish(staging: Path, target: Path) -> None:
+def publish(staging: Path, target: Path) -> None:
     """Move a finished build into the cache atomically, so a half build is never used."""
     target.parent.mkdir(parents=True, exist_ok=True)
     if target.exists():
@@ -180,27 +180,30 @@ def _with_fallbacks(component: str, versions: tuple[str, ...], build: Callable[[
     )
 
 
-def _wrapper_module(work: Path, module: str, version: str) -> Path:
-    """A throwaway module; returns the downloaded go.mod of ``module@version``."""
+def download_module(work: Path, module: str, version: str) -> dict[str, str]:
+    """``go mod download -json module@version`` (its ``Dir`` is the source, ``GoMod`` its go.mod)."""
     (work / "go.mod").write_text("module local.test/ppbins\n\ngo 1.25\n")
-    info = json.loads(
-        _run_go(["mod", "download", "-json", f"{module}@{version}"], work, f"download {module}@{version}")
+    info: dict[str, str] = json.loads(
+        run_go(["mod", "download", "-json", f"{module}@{version}"], work, f"download {module}@{version}")
     )
     if "Error" in info:
         raise BinaryError(f"the module proxy refused {module}@{version}: {info['Error']}")
-    return Path(info["GoMod"])
+    return info
 
 
-def build_kubernetes(version: str) -> Path:
-    """Build kube-apiserver, kube-controller-manager, kube-scheduler and kubectl at ``version``."""
-    target = _cache_dir("kubernetes", version)
-    if _cached(target, KUBE_BINARIES):
+def build_kubernetes(
+    version: str, names: tuple[str, ...] = KUBE_BINARIES, cache_name: str = "kubernetes"
+) -> Path:
+    """Build the ``k8s.io/kubernetes`` commands ``names`` at ``version`` into the cache directory
+    ``<cache_name>-<version>`` (the control plane here, the kind node's binaries in devtools.kind)."""
+    target = _cache_dir(cache_name, version)
+    if cached(target, names):
         return target
     minor = version.split(".")[1]
     staging_version = f"v0.{version.removeprefix('v1.')}"
     with tempfile.TemporaryDirectory(prefix="ppbins-k8s-") as tmp:
         work = Path(tmp)
-        upstream = _wrapper_module(work, "k8s.io/kubernetes", version).read_text()
+        upstream = Path(download_module(work, "k8s.io/kubernetes", version)["GoMod"]).read_text()
         go_line = re.search(r"^go \S+$", upstream, re.M)
         godebug = re.search(r"^godebug .+$", upstream, re.M)
         staged = sorted(set(re.findall(r"^\s*(k8s\.io/[\w.-]+) => \./staging/", upstream, re.M)))
@@ -224,9 +227,9 @@ def build_kubernetes(version: str) -> Path:
             ]
         out = work / "out"
         out.mkdir()
-        for name in KUBE_BINARIES:
+        for name in names:
             log(f"building {name} {version} (cold: many minutes)")
-            _run_go(
+            run_go(
                 [
                     "build",
                     "-trimpath",
@@ -241,37 +244,37 @@ def build_kubernetes(version: str) -> Path:
                 work,
                 f"{name} {version}",
             )
-        _publish(out, target)
+        publish(out, target)
     return target
 
 
 def build_etcd(version: str) -> Path:
     """Build etcd from ``go.etcd.io/etcd/server/v3`` (its module root is the etcd binary)."""
     target = _cache_dir("etcd", version)
-    if _cached(target, ("etcd",)):
+    if cached(target, ("etcd",)):
         return target
     with tempfile.TemporaryDirectory(prefix="ppbins-etcd-") as tmp:
         work = Path(tmp)
-        _wrapper_module(work, "go.etcd.io/etcd/server/v3", version)
+        download_module(work, "go.etcd.io/etcd/server/v3", version)
         (work / "go.mod").write_text(
             f"module local.test/ppbins\n\ngo 1.25\n\nrequire go.etcd.io/etcd/server/v3 {version}\n"
         )
         out = work / "out"
         out.mkdir()
         log(f"building etcd {version}")
-        _run_go(
+        run_go(
             ["build", "-trimpath", "-ldflags", "-s -w", "-o", str(out / "etcd"), "go.etcd.io/etcd/server/v3"],
             work,
             f"etcd {version}",
         )
-        _publish(out, target)
+        publish(out, target)
     return target
 
 
 def build_kwok(version: str) -> Path:
     """Build kwok and gather the default node and pod stages kwokctl would install."""
     target = _cache_dir("kwok", version)
-    if _cached(target, ("kwok", KWOK_STAGES_NAME)):
+    if cached(target, ("kwok", KWOK_STAGES_NAME)):
         return target
     with tempfile.TemporaryDirectory(prefix="ppbins-kwok-") as tmp:
         work = Path(tmp)
@@ -279,28 +282,18 @@ def build_kwok(version: str) -> Path:
         out.mkdir()
         _write_kwok_stages(work, version, out / KWOK_STAGES_NAME)
         log(f"building kwok {version}")
-        _run_go(
+        run_go(
             ["install", "-trimpath", "-ldflags", "-s -w", f"sigs.k8s.io/kwok/cmd/kwok@{version}"],
             work,
             f"kwok {version}",
             gobin=out,
         )
-        _publish(out, target)
+        publish(out, target)
     return target
 
 
 def _write_kwok_stages(work: Path, version: str, destination: Path) -> None:
-    (work / "go.mod").write_text("module local.test/ppbins\n\ngo 1.25\n")
-    info = json.loads(
-        _run_go(
-            ["mod", "download", "-json", f"sigs.k8s.io/kwok@{version}"],
-            work,
-            f"download sigs.k8s.io/kwok@{version}",
-        )
-    )
-    if "Error" in info:
-        raise BinaryError(f"the module proxy refused sigs.k8s.io/kwok@{version}: {info['Error']}")
-    source = Path(info["Dir"])
+    source = Path(download_module(work, "sigs.k8s.io/kwok", version)["Dir"])
     documents = [(source / f).read_text().strip() for f in KWOK_STAGE_FILES]
     destination.write_text("\n---\n".join(documents) + "\n")
 
@@ -317,7 +310,7 @@ def _helm_ldflags(version: str) -> list[str]:
 def build_helm(version: str) -> Path:
     """Build helm with its version and the Kubernetes version it assumes stamped in."""
     target = _cache_dir("helm", version)
-    if _cached(target, ("helm",)):
+    if cached(target, ("helm",)):
         return target
     with tempfile.TemporaryDirectory(prefix="ppbins-helm-") as tmp:
         work = Path(tmp)
@@ -325,7 +318,7 @@ def build_helm(version: str) -> Path:
         out.mkdir()
         (work / "go.mod").write_text("module local.test/ppbins\n\ngo 1.25\n")
         log(f"building helm {version} (assumes Kubernetes {HELM_ASSUMED_KUBERNETES} offline)")
-        _run_go(
+        run_go(
             [
                 "install",
                 "-trimpath",
@@ -337,7 +330,7 @@ def build_helm(version: str) -> Path:
             f"helm {version}",
             gobin=out,
         )
-        _publish(out, target)
+        publish(out, target)
     return target
 
 
@@ -371,7 +364,7 @@ def _cache_dir(component: str, version: str) -> Path:
 
 def _in_cache(component: str, versions: tuple[str, ...], names: tuple[str, ...]) -> Path | None:
     directories = (_cache_dir(component, version) for version in versions)
-    return next((directory for directory in directories if _cached(directory, names)), None)
+    return next((directory for directory in directories if cached(directory, names)), None)
 
 
 def find_binary(name: str) -> Path:
@@ -384,10 +377,10 @@ def find_binary(name: str) -> Path:
     if found:
         return found
     component, versions = next((c, v) for names, c, v, _ in _COMPONENTS if name in names)
-    cached = _in_cache(component, versions, (name,))
-    if cached is None:
+    directory = _in_cache(component, versions, (name,))
+    if directory is None:
         raise BinaryError(f"{name} not found; run `make cluster-bins` to build it")
-    return cached / name
+    return directory / name
 
 
 def ensure_binaries(build: bool = True) -> Binaries:
@@ -402,13 +395,13 @@ def ensure_binaries(build: bool = True) -> Binaries:
         missing = [n for n in names if n not in paths]
         if not missing:
             continue
-        cached = _in_cache(component, versions, tuple(missing))
-        if cached is None:
+        directory = _in_cache(component, versions, tuple(missing))
+        if directory is None:
             if not build:
                 raise BinaryError(f"{', '.join(missing)} not found; run `make cluster-bins` to build them")
-            cached = _with_fallbacks(component, versions, builder)
+            directory = _with_fallbacks(component, versions, builder)
         for n in missing:
-            paths[n] = cached / n
+            paths[n] = directory / n
     stages = _cached_kwok_stages()
     if stages is None:
         if not build:
