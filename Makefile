@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 SCENARIOS ?= all
 
-.PHONY: help install lock cluster-bins cluster demo generate check-generated fmt lint typecheck unit e2e test clean bench
+.PHONY: help install lock cluster-bins cluster kind-bins kind-cluster demo generate check-generated fmt lint typecheck unit e2e kind test clean bench
 CLUSTER ?= local
 # Python sources that ruff formats and checks.
 SOURCES := operator devtools tests bench
@@ -35,6 +35,12 @@ cluster-bins: $(STAMP)  ## find or build kube-apiserver & co. (cached under ~/.c
 
 cluster: cluster-bins  ## a local control plane in the foreground; kubeconfig in .cluster/kubeconfig
 	$(BIN)/python -m devtools.devcluster --kubeconfig-out .cluster/kubeconfig
+
+kind-bins: cluster-bins  ## kind, kubelet & co., the node and busybox images (a dockerd of ours if none runs)
+	$(BIN)/python -m devtools.kind prepare
+
+kind-cluster: kind-bins  ## a kind cluster (real kubelet) in the foreground; kubeconfig in .cluster/kind.kubeconfig
+	$(BIN)/python -m devtools.kind --kubeconfig-out .cluster/kind.kubeconfig
 
 demo: $(STAMP)  ## the README's run command: a guided tour (CLUSTER=existing: the current kube context)
 	$(BIN)/python -m devtools.demo --cluster=$(CLUSTER)
@@ -69,8 +75,11 @@ unit: $(STAMP)  ## the fast inner loop: unit tests without the slow ones, proper
 e2e: cluster-bins  ## the end-to-end tests on the local control plane
 	PP_REQUIRE_CLUSTER=1 $(BIN)/pytest tests/e2e $(PYTEST_ARGS)
 
+kind: kind-bins  ## only the real-kubelet tests, on kind
+	PP_REQUIRE_CLUSTER=1 $(BIN)/pytest tests/kind $(PYTEST_ARGS)
+
 # A run that collects no test exits 5 and fails the build, as it should.
-test: lint cluster-bins  ## everything CI runs: lint, all unit tests (slow ones, 500 examples) and e2e
+test: lint cluster-bins kind-bins  ## everything CI runs: lint, all unit tests (slow ones, 500 examples), e2e, kind
 	PP_REQUIRE_CLUSTER=1 $(BIN)/pytest tests --hypothesis-profile=thorough --cov=production_policy \
 		--cov-report=term $(PYTEST_ARGS)
 
@@ -80,4 +89,4 @@ bench: cluster-bins  ## benchmarks into bench/results (SCENARIOS=admission_e2e,w
 	RELOADER_BIN="$(RELOADER_BIN)" $(BIN)/python -m bench.run --scenarios $(SCENARIOS)
 
 clean:  ## remove the virtualenv, the local cluster state and the tool caches
-	rm -rf $(VENV) .cluster .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .cluster .pytest_cache .pytest-kind .mypy_cache .ruff_cache

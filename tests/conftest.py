@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,11 +12,13 @@ import pytest
 from hypothesis import settings
 from kubernetes import client, config
 
+from devtools.kind.engine import Engine
 from tests.support.cluster import (
     EXCLUDED_NAMESPACE,
     OPERATOR_NAMESPACE,
     Cluster,
     DevOperator,
+    KindNodes,
     apply_crd,
     remove_webhook_configurations,
     require_cluster,
@@ -41,7 +41,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         choices=("local", "kind", "existing"),
         default="local",
         help="local: start etcd/kube-apiserver/kcm/scheduler/KWOK here (default); "
-        "kind: a kind cluster through pytest-kind (needs Docker); existing: the current kubeconfig",
+        "kind: the kind_cluster fixture's (real kubelets; needs Docker); existing: the current kubeconfig",
     )
     parser.addoption(
         "--operator-identity",
@@ -60,20 +60,7 @@ def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         yield Cluster("existing", kubeconfig, config.new_client_from_config(str(kubeconfig)))
         return
     if mode == "kind":
-        if (
-            shutil.which("docker") is None
-            or subprocess.run(["docker", "info"], capture_output=True).returncode
-        ):
-            pytest.skip("--cluster=kind needs a running Docker engine, and there is none on this machine")
-        kind_plugin = pytest.importorskip("pytest_kind", reason="--cluster=kind needs pytest-kind installed")
-        kind = kind_plugin.KindCluster("production-policy")
-        kind.create()
-        try:
-            yield Cluster(
-                "kind", Path(kind.kubeconfig_path), config.new_client_from_config(str(kind.kubeconfig_path))
-            )
-        finally:
-            kind.delete()
+        yield request.getfixturevalue("kind_cluster").cluster
         return
     from devtools.devcluster.binaries import BinaryError, ensure_binaries
     from devtools.devcluster.controlplane import ControlPlane
@@ -90,6 +77,59 @@ def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         yield Cluster("local", plane.kubeconfig, config.new_client_from_config(str(plane.kubeconfig)), plane)
     finally:
         plane.stop()
+
+
+@pytest.fixture(scope="session")
+def kind_engine() -> Iterator[Engine]:
+    """A Docker engine that runs privileged containers: found, or our dockerd, stopped at the end."""
+    from devtools.kind.cluster import PREPARE_ERRORS, engine_for_kind
+
+    try:
+        engine = engine_for_kind()
+    except PREPARE_ERRORS as exc:
+        if require_cluster():
+            raise
+        pytest.skip(f"no Docker engine for kind: {exc}")
+    try:
+        yield engine
+    finally:
+        engine.stop()
+
+
+@pytest.fixture(scope="session")
+def kind_cluster(
+    request: pytest.FixtureRequest, kind_engine: Engine, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[KindNodes]:
+    """One kind cluster per session, created by pytest-kind's KindCluster from our kind, kubectl and
+    node image (overrides the plugin's fixture of that name; its --cluster-name, --keep-cluster and
+    --kind-image options apply)."""
+    from devtools.kind.cluster import PREPARE_ERRORS, KindRun, prepare
+
+    try:
+        prepared = prepare(kind_engine, build=False)
+    except PREPARE_ERRORS as exc:
+        if require_cluster():
+            raise
+        pytest.skip(f"no kind cluster: {exc}")
+    if request.config.getoption("kind_image"):
+        prepared.node_image = request.config.getoption("kind_image")
+    keep = request.config.getoption("keep_cluster")
+    run = KindRun(prepared, request.config.getoption("cluster_name"), tmp_path_factory.mktemp("kind"))
+    if run.exists() and not keep:
+        run.delete()  # a cluster an interrupted run left; reused only when asked with --keep-cluster
+    run.create()
+    try:
+        run.load(prepared.busybox_image)
+        api = config.new_client_from_config(str(run.kubeconfig))
+        yield KindNodes(Cluster("kind", run.kubeconfig, api), run, kind_engine, prepared.busybox_image)
+    finally:
+        if keep:
+            kind_engine.leave_running()  # the kept cluster lives in it
+            print(
+                f"\nkept kind cluster {run.name}: KUBECONFIG={run.kubeconfig} DOCKER_HOST={kind_engine.host}"
+            )
+        else:
+            run.delete()
 
 
 @pytest.fixture

@@ -20,6 +20,8 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from devtools.devcluster.processes import stop_process
+from devtools.kind.cluster import KindRun
+from devtools.kind.engine import Engine
 from production_policy.api.crd import CRD_FILE
 from tests.support.kube import wait_for
 from tests.support.metrics import scrape
@@ -50,6 +52,16 @@ class Cluster:
     @property
     def apps(self) -> client.AppsV1Api:
         return client.AppsV1Api(self.api)
+
+
+@dataclass
+class KindNodes:
+    """A kind cluster with real kubelets: the ``Cluster`` view of it plus what only kind has."""
+
+    cluster: Cluster
+    run: KindRun
+    engine: Engine
+    busybox: str  # the test image (busybox httpd, nc, sh), already loaded into the node
 
 
 def apply_crd(cluster: Cluster) -> dict[str, Any]:
