@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from production_policy.engine import PodView
 from production_policy.engine.audit import affected_namespaces, audit_subject, judge
 from production_policy.engine.audit.judge import ELLIPSIS, bounded, finding_message
 from production_policy.engine.rules import Violation
@@ -12,10 +13,10 @@ READINESS = {"probes": {"readiness": {"required": True}}}
 CPU = {"resources": {"require": {"requests": ["cpu"]}}}
 
 
-def _pod(*containers: dict[str, object]) -> dict[str, object]:
+def _pod(*containers: dict[str, object]) -> PodView:
     subject = audit_subject({**deployment(*containers), "metadata": {"name": "web", "namespace": NS}})
     assert subject is not None
-    return dict(subject.pod)
+    return subject.pod
 
 
 def test_each_violation_counts_against_the_policy_that_demands_it() -> None:

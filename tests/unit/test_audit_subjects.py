@@ -8,14 +8,19 @@ from typing import Any
 from hypothesis import given
 
 from production_policy.api.status import MESSAGE_MAX
-from production_policy.engine import INJECTED_ANNOTATION, CompiledPolicy, evaluate_workload
+from production_policy.engine import (
+    INJECTED_ANNOTATION,
+    CompiledPolicy,
+    evaluate_workload,
+    plan_mutation,
+    pod_from_template,
+)
 from production_policy.engine.audit import (
     AUDITED_KINDS,
     WorkloadRef,
     audit_subject,
     controlled,
     judge,
-    judged_spec,
     needed_defaults,
     workload_ref,
 )
@@ -40,7 +45,7 @@ def test_a_deployment_is_a_subject_with_its_template_labels() -> None:
     assert subject is not None
     assert subject.ref == WorkloadRef("shop", "Deployment", "web")
     assert subject.uid == "u-1"
-    assert subject.pod["metadata"] == {"labels": {"app": "web", "tier": "front"}}
+    assert subject.pod.labels == {"app": "web", "tier": "front"}
     assert subject.injected == ()
 
 
@@ -70,8 +75,8 @@ def test_a_cron_job_is_judged_on_its_job_template() -> None:
         "spec": {"jobTemplate": {"spec": {"template": pod(container(port=None), labels={"job": "n"})}}},
     }
     subject = audit_subject(placed(cron))
-    assert subject is not None and subject.pod["metadata"]["labels"] == {"job": "n"}
-    assert [c["name"] for c in subject.pod["spec"]["containers"]] == ["app"]
+    assert subject is not None and subject.pod.labels == {"job": "n"}
+    assert [c["name"] for c in subject.pod.spec["containers"]] == ["app"]
 
 
 def test_a_bare_pod_carries_what_was_injected_into_it() -> None:
@@ -97,7 +102,8 @@ def test_only_the_judged_fields_are_kept() -> None:
         "volumes": [{"name": "v", "emptyDir": {}}],
         "serviceAccountName": "app",
     }
-    assert judged_spec(spec) == {
+    judged = pod_from_template({"apiVersion": "v1", "kind": "Pod", "metadata": {}, "spec": spec})
+    assert judged is not None and judged.spec == {
         "containers": [
             {
                 "name": "app",
@@ -143,8 +149,8 @@ def test_judging_what_is_kept_finds_what_admission_finds(
     }
     full_labels = workload["spec"]["template"]["metadata"]["labels"]
     full = {"apiVersion": "v1", "kind": "Pod", "metadata": {"labels": full_labels}, "spec": pod_obj["spec"]}
-    assert needed_defaults(subject.pod, NAMESPACE, NAMESPACE_LABELS, policies) == needed_defaults(
-        full, NAMESPACE, NAMESPACE_LABELS, policies
+    assert plan_mutation(full, NAMESPACE, NAMESPACE_LABELS, policies).injected == list(
+        needed_defaults(subject.pod, NAMESPACE, NAMESPACE_LABELS, policies)
     )
 
 

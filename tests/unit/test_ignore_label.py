@@ -12,7 +12,7 @@ import pytest
 
 from production_policy.admission.configuration import WebhookSettings, namespace_selector
 from production_policy.api.base import LabelSelector
-from production_policy.engine import audit, matching_policies, rollout
+from production_policy.engine import audit, matching_policies, pod_from_template, rollout
 from production_policy.engine.matching import selector_matches
 from production_policy.engine.names import IGNORE, NAMESPACE_NAME_LABEL, TRUE_VALUES, is_ignored
 from tests.support.engine import policy
@@ -36,7 +36,9 @@ LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
 
 NAMESPACE = "team"
 EVERYWHERE = policy("everywhere", enforcement="Enforce", probes={"readiness": {"required": True}})
-POD = {"apiVersion": "v1", "kind": "Pod", "metadata": {"labels": {}}, "spec": {"containers": [{"name": "a"}]}}
+POD = pod_from_template(
+    {"apiVersion": "v1", "kind": "Pod", "metadata": {}, "spec": {"containers": [{"name": "a"}]}}
+)
 
 
 def _labels(value: str) -> dict[str, str]:
@@ -58,6 +60,7 @@ def test_selector_matching_audit_and_rollouts_agree(value: str) -> None:
     selector = LabelSelector.model_validate(namespace_selector(WebhookSettings(operator_namespace="pp")))
     assert selector_matches(selector, labels) is not ignored, "the webhooks' namespaceSelector"
     assert (matching_policies([EVERYWHERE], NAMESPACE, labels, {}) == []) is ignored, "admission's matching"
+    assert POD is not None
     assert (audit.judge(POD, NAMESPACE, labels, [EVERYWHERE]).matched == frozenset()) is ignored, "audit"
     assert rollout.namespace_ignored(NAMESPACE, labels, ignored=()) is ignored, "rollouts"
 

@@ -30,8 +30,8 @@ from production_policy.engine import (
     compile_policy,
     evaluate_workload,
     matching_policies,
-    plan_mutation,
-    pod_template,
+    needed_defaults,
+    pod_from_template,
 )
 from production_policy.engine.names import NAMESPACE_NAME_LABEL
 from production_policy.engine.validation import describe
@@ -128,19 +128,16 @@ def check(workload_paths: Sequence[str], policy_paths: Sequence[str]) -> Report:
 
 def check_document(document: Document, policies: Sequence[CompiledPolicy]) -> WorkloadResult | None:
     """The result for one document; None when it has no pod template (a Service, a ConfigMap...)."""
-    template = pod_template(document.obj)
-    if template is None:
+    pod = pod_from_template(document.obj)
+    if pod is None:
         return None
-    metadata, spec = template
     namespace = str((document.obj.get("metadata") or {}).get("namespace") or "default")
     namespace_labels = {NAMESPACE_NAME_LABEL: namespace}
-    labels = metadata.get("labels") or {}
-    matched = matching_policies(policies, namespace, namespace_labels, labels)
+    matched = matching_policies(policies, namespace, namespace_labels, pod.labels)
     # What the mutating webhook would do to each pod the workload creates.
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}
-    plan = plan_mutation(pod, namespace, namespace_labels, policies)
+    injected = list(needed_defaults(pod, namespace, namespace_labels, policies))
     verdict = evaluate_workload(document.obj, namespace, namespace_labels, policies)
-    return WorkloadResult(document, namespace, [p.name for p in matched], plan.injected, verdict)
+    return WorkloadResult(document, namespace, [p.name for p in matched], injected, verdict)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -8,9 +8,9 @@ admission webhooks and the rollout controller only translate to and from these f
 from production_policy.engine.compiled import CompiledPolicy, compile_policy
 from production_policy.engine.digests import key_digests
 from production_policy.engine.matching import matching_policies
-from production_policy.engine.mutation import MutationPlan, plan_mutation
+from production_policy.engine.mutation import MutationPlan, needed_defaults, plan_mutation
 from production_policy.engine.names import IGNORE, INJECTED_ANNOTATION, is_ignored
-from production_policy.engine.pods import WORKLOAD_KINDS, pod_template
+from production_policy.engine.pods import WORKLOAD_KINDS, PodView, pod_from_template, pod_template
 from production_policy.engine.policies import validate_policy
 from production_policy.engine.references import SourceRef, referenced_sources
 from production_policy.engine.rules import Violation
@@ -22,6 +22,7 @@ __all__ = [
     "WORKLOAD_KINDS",
     "CompiledPolicy",
     "MutationPlan",
+    "PodView",
     "SourceRef",
     "Verdict",
     "Violation",
@@ -30,7 +31,9 @@ __all__ = [
     "is_ignored",
     "key_digests",
     "matching_policies",
+    "needed_defaults",
     "plan_mutation",
+    "pod_from_template",
     "pod_template",
     "referenced_sources",
     "validate_policy",

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any
 
 from production_policy.api import AUTO_PORT, RESOURCE_NAMES
@@ -71,12 +72,14 @@ def quantity_or_none(value: Any) -> Decimal | None:
         return None
 
 
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
 def resource_map(container: Mapping[str, Any], kind: str) -> Mapping[str, Any]:
-    """``resources.requests`` or ``resources.limits`` of a container; empty when absent or null."""
-    resources = container.get("resources")
-    # `type(...) is dict` first: a decoded review holds only dicts, and the ABC check costs more.
-    values = resources.get(kind) if type(resources) is dict or isinstance(resources, Mapping) else None
-    return values if type(values) is dict or isinstance(values, Mapping) else {}
+    """``resources.requests`` or ``resources.limits`` of a container (or of a pod spec, for the
+    pod-level ones), shaped as ``pods.PodView`` has them; empty when absent."""
+    values: Mapping[str, Any] = container.get("resources", _EMPTY).get(kind, _EMPTY)
+    return values
 
 
 def container_defaults(slot: ContainerSlot, defaults: MergedDefaults) -> ContainerDefaults:
@@ -100,8 +103,7 @@ def container_defaults(slot: ContainerSlot, defaults: MergedDefaults) -> Contain
 def _resolved_probe(template: Mapping[str, Any], container: Mapping[str, Any]) -> dict[str, Any] | ProbeGap:
     probe: dict[str, Any] = _copy_tree(template)
     handler = next(probe[name] for name in ("httpGet", "tcpSocket", "grpc") if name in probe)
-    declared = container.get("ports")
-    ports = [port for port in declared if isinstance(port, Mapping)] if isinstance(declared, list) else []
+    ports: list[Mapping[str, Any]] = container.get("ports", [])
     if handler["port"] == AUTO_PORT:
         tcp = [
             port["containerPort"]
@@ -201,7 +203,7 @@ def _with_injections(container: Mapping[str, Any], injections: tuple[Injection, 
         node = copy
         for key in injection.path[:-1]:
             child = node.get(key)
-            if not isinstance(child, dict):
+            if child is None:
                 child = {}
             elif id(child) not in copied:
                 child = dict(child)

@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from production_policy.engine.compiled import CompiledPolicy
-from production_policy.engine.defaulting import pod_defaults
+from production_policy.engine.defaulting import ContainerDefaults, pod_defaults
 from production_policy.engine.matching import matching_policies
 from production_policy.engine.merge import merge_defaults
 from production_policy.engine.names import INJECTED_ANNOTATION
+from production_policy.engine.pods import PodView, pod_from_template
 
 
 @dataclass(frozen=True)
@@ -34,34 +35,46 @@ def plan_mutation(
     policies: Sequence[CompiledPolicy],
 ) -> MutationPlan:
     """The patch adding to ``pod`` the probes and resources its policies default; it never overwrites."""
-    metadata = pod.get("metadata")
-    metadata = metadata if isinstance(metadata, Mapping) else {}
-    spec = pod.get("spec")
-    labels = metadata.get("labels")
-    matched = matching_policies(
-        policies, namespace, namespace_labels, labels if isinstance(labels, Mapping) else {}
-    )
-    if not matched or not isinstance(spec, Mapping):
+    view = pod_from_template(pod)
+    results = _needed(view, namespace, namespace_labels, policies) if view is not None else []
+    if not results or view is None:
         return MutationPlan()
-    defaults = merge_defaults(matched)
     patch: list[dict[str, Any]] = []
-    injected: list[str] = []
-    for result in pod_defaults(spec, defaults):
-        slot, injections = result.slot, result.injections
-        if not injections:
-            continue
-        pointer = f"/spec/{slot.field}/{slot.index}"
-        patch += add_operations(pointer, slot.container, [(i.path, i.value) for i in injections])
-        injected += [f"{slot.name}:{i.label}" for i in injections]
-    if not injected:
-        return MutationPlan()
-    annotations = metadata.get("annotations")
-    earlier = annotations.get(INJECTED_ANNOTATION) if isinstance(annotations, Mapping) else None
+    for result in results:
+        pointer = f"/spec/{result.slot.field}/{result.slot.index}"
+        patch += add_operations(
+            pointer, result.slot.container, [(i.path, i.value) for i in result.injections]
+        )
+    injected = _entries(results)
     # A re-invocation (another webhook added a container) extends the record instead of replacing it.
-    entries = [entry for entry in earlier.split(",") if entry] if isinstance(earlier, str) else []
-    entries += [entry for entry in injected if entry not in entries]
+    entries = [*view.injected, *(entry for entry in injected if entry not in view.injected)]
     patch += add_operations("", pod, [(("metadata", "annotations", INJECTED_ANNOTATION), ",".join(entries))])
     return MutationPlan(patch, injected)
+
+
+def needed_defaults(
+    pod: PodView,
+    namespace: str,
+    namespace_labels: Mapping[str, str],
+    policies: Sequence[CompiledPolicy],
+) -> tuple[str, ...]:
+    """What the mutating webhook will inject into the pods ``pod`` stands for: ``container:field``
+    entries, as its ``productionpolicy.dev/injected`` annotation records them."""
+    return tuple(_entries(_needed(pod, namespace, namespace_labels, policies)))
+
+
+def _needed(
+    pod: PodView, namespace: str, namespace_labels: Mapping[str, str], policies: Sequence[CompiledPolicy]
+) -> list[ContainerDefaults]:
+    """The defaults of each container that gets any."""
+    matched = matching_policies(policies, namespace, namespace_labels, pod.labels)
+    if not matched:
+        return []
+    return [result for result in pod_defaults(pod.spec, merge_defaults(matched)) if result.injections]
+
+
+def _entries(results: Sequence[ContainerDefaults]) -> list[str]:
+    return [f"{result.slot.name}:{i.label}" for result in results for i in result.injections]
 
 
 def add_operations(

@@ -10,15 +10,22 @@ Container roles (what each kind of container gets):
   starts; Kubernetes refuses probes on it, so none is ever required or injected.
 
 Ephemeral containers (``kubectl debug``) accept neither probes nor resources and are ignored.
+
+The shape of an incoming object is checked here, once (:func:`pod_from_template`): admission,
+the audit and ``check`` all judge the :class:`PodView` it returns, whose fields have the types
+they say, so the rules read them without checking again. An API server only ever sends
+well-formed objects; the checks are for what a fuzzer, a person with curl or a hand-written
+manifest may send, and treat a member of the wrong type as absent.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from production_policy.engine import kinds
+from production_policy.engine.names import INJECTED_ANNOTATION
 
 Role = Literal["container", "sidecar", "init"]
 
@@ -50,6 +57,97 @@ def pod_template(obj: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]
 
 
 @dataclass(frozen=True)
+class PodView:
+    """The pod a Pod or a workload's template makes, reduced to what the rules read, shape checked."""
+
+    labels: Mapping[str, str]
+    injected: tuple[str, ...] = field(compare=False)
+    """The entries of the pod's ``productionpolicy.dev/injected`` annotation: what a mutation added.
+    Not compared: two views are equal when they judge alike."""
+    spec: Mapping[str, Any]
+    """The pod spec, with only what the rules read: ``resources`` and ``containers`` and
+    ``initContainers``. A ``resources`` (the pod's or a container's) is an object whose ``requests``
+    and ``limits``, when present, are objects. Each container list entry is a container object —
+    or None where the entry is not one, so that the others keep their index (they become JSON
+    pointers) — holding only ``name`` (a string), ``ports`` (a list of objects), ``resources``, the
+    three probes and ``restartPolicy``. The objects are the incoming ones where they were
+    well-formed: read them, never change them."""
+
+
+_CONTAINER_FIELDS = (
+    "name",
+    "ports",
+    "resources",
+    "readinessProbe",
+    "livenessProbe",
+    "startupProbe",
+    "restartPolicy",
+)
+_CONTAINER_LISTS = ("containers", "initContainers")
+_RESOURCE_KINDS = ("requests", "limits")
+
+
+def pod_from_template(obj: Mapping[str, Any]) -> PodView | None:
+    """The pod that a Pod or a workload (see :func:`pod_template`) makes; None for any other object."""
+    template = pod_template(obj)
+    if template is None:
+        return None
+    metadata, spec = template
+    labels = metadata.get("labels")
+    if not isinstance(labels, dict):
+        labels = {}
+    elif not all(type(value) is str for value in labels.values()):
+        labels = {key: value for key, value in labels.items() if type(value) is str}
+    annotations = metadata.get("annotations")
+    injected = annotations.get(INJECTED_ANNOTATION) if isinstance(annotations, dict) else None
+    return PodView(
+        labels,
+        tuple(entry for entry in injected.split(",") if entry) if isinstance(injected, str) else (),
+        _checked_spec(spec),
+    )
+
+
+def _checked_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
+    checked: dict[str, Any] = {}
+    resources = _checked_resources(spec.get("resources"))
+    if resources is not None:
+        checked["resources"] = resources
+    for name in _CONTAINER_LISTS:
+        items = spec.get(name)
+        if isinstance(items, list):
+            checked[name] = [_checked_container(item) if isinstance(item, dict) else None for item in items]
+    return checked
+
+
+def _checked_container(container: dict[str, Any]) -> dict[str, Any]:
+    checked = {key: container[key] for key in _CONTAINER_FIELDS if key in container}
+    if "name" in checked and type(checked["name"]) is not str:
+        del checked["name"]
+    if "ports" in checked:
+        ports = checked["ports"]
+        if not isinstance(ports, list):
+            del checked["ports"]
+        elif not all(type(port) is dict for port in ports):
+            checked["ports"] = [port for port in ports if isinstance(port, dict)]
+    if "resources" in checked:
+        resources = _checked_resources(checked["resources"])
+        if resources is None:
+            del checked["resources"]
+        else:
+            checked["resources"] = resources
+    return checked
+
+
+def _checked_resources(resources: Any) -> dict[str, Any] | None:
+    """``resources`` whose requests and limits are objects (others left out); None if not an object."""
+    if not isinstance(resources, dict):
+        return None
+    if all(kind not in resources or type(resources[kind]) is dict for kind in _RESOURCE_KINDS):
+        return resources  # well-formed: shared, not copied
+    return {kind: value for kind in _RESOURCE_KINDS if isinstance(value := resources.get(kind), dict)}
+
+
+@dataclass(frozen=True)
 class ContainerSlot:
     """A container of a pod spec, with where it sits and what the rules treat it as."""
 
@@ -61,8 +159,8 @@ class ContainerSlot:
     @property
     def name(self) -> str:
         """The container's name ("" if it has none)."""
-        name = self.container.get("name")
-        return name if isinstance(name, str) else ""
+        name: str = self.container.get("name", "")
+        return name
 
     @property
     def takes_probes(self) -> bool:
@@ -71,7 +169,8 @@ class ContainerSlot:
 
 
 def container_slots(pod_spec: Mapping[str, Any]) -> Iterator[ContainerSlot]:
-    """The regular containers, then the init containers (native sidecars included), in spec order."""
+    """The regular containers, then the init containers (native sidecars included), in spec order,
+    of a pod spec shaped as :attr:`PodView.spec`."""
     for index, container in _entries(pod_spec, "containers"):
         yield ContainerSlot("containers", index, container, "container")
     for index, container in _entries(pod_spec, "initContainers"):
@@ -80,10 +179,9 @@ def container_slots(pod_spec: Mapping[str, Any]) -> Iterator[ContainerSlot]:
 
 
 def _entries(pod_spec: Mapping[str, Any], field: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    # Indexes are those of the spec (they become JSON pointers) even if a malformed entry is skipped.
-    items = pod_spec.get(field)
-    for index, item in enumerate(items if isinstance(items, list) else []):
-        if isinstance(item, dict):
+    # Indexes are those of the spec (they become JSON pointers): a malformed entry is None, skipped.
+    for index, item in enumerate(pod_spec.get(field, ())):
+        if item is not None:
             yield index, item
 
 

@@ -17,7 +17,7 @@ from production_policy.engine.compiled import CompiledPolicy, precedence_order
 from production_policy.engine.defaulting import with_defaults
 from production_policy.engine.matching import matching_policies
 from production_policy.engine.merge import merge_defaults
-from production_policy.engine.pods import controlled_by_workload, pod_template
+from production_policy.engine.pods import controlled_by_workload, pod_from_template
 from production_policy.engine.rules import SpecFacts, Violation, policy_violations
 
 
@@ -38,7 +38,8 @@ class Verdict:
 
 
 def template_violations(pod_spec: Mapping[str, Any], policies: Sequence[CompiledPolicy]) -> list[Violation]:
-    """The violations of ``pod_spec`` once the defaults of ``policies`` are applied, policy by policy."""
+    """The violations of ``pod_spec`` (a ``PodView.spec``) once the defaults of ``policies`` are
+    applied, policy by policy."""
     spec, gaps = with_defaults(pod_spec, merge_defaults(policies))
     facts = SpecFacts(spec)  # parsed once, read by every policy
     return [
@@ -60,20 +61,16 @@ def evaluate_workload(
     With ``old_obj`` (an UPDATE), only violations the old pod template did not have count. An
     object a workload controller owns is not judged again (see :func:`controlled_by_workload`).
     """
-    template = pod_template(obj)
-    if template is None or controlled_by_workload(obj):
+    pod = pod_from_template(obj)
+    if pod is None or controlled_by_workload(obj):
         return Verdict()
-    metadata, spec = template
-    labels = metadata.get("labels")
-    matched = matching_policies(
-        policies, namespace, namespace_labels, labels if isinstance(labels, Mapping) else {}
-    )
+    matched = matching_policies(policies, namespace, namespace_labels, pod.labels)
     if not matched:
         return Verdict()
-    violations = template_violations(spec, matched)
-    old_template = pod_template(old_obj) if old_obj is not None else None
-    if old_template is not None:
-        known = {violation.key for violation in template_violations(old_template[1], matched)}
+    violations = template_violations(pod.spec, matched)
+    old_pod = pod_from_template(old_obj) if old_obj is not None else None
+    if old_pod is not None:
+        known = {violation.key for violation in template_violations(old_pod.spec, matched)}
         violations = [violation for violation in violations if violation.key not in known]
     return verdict(violations)
 

@@ -16,7 +16,6 @@ from production_policy.engine.audit.judge import (
     Judgement,
     affected_namespaces,
     judge,
-    needed_defaults,
 )
 from production_policy.engine.audit.status import (
     ACTIVE,
@@ -39,9 +38,9 @@ from production_policy.engine.audit.subjects import (
     WorkloadRef,
     audit_subject,
     controlled,
-    judged_spec,
     workload_ref,
 )
+from production_policy.engine.mutation import needed_defaults
 
 __all__ = [
     "ACTIVE",
@@ -71,7 +70,6 @@ __all__ = [
     "desired_status",
     "injected_note",
     "judge",
-    "judged_spec",
     "needed_defaults",
     "ready_condition",
     "ready_event",

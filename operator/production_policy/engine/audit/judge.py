@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from production_policy.api.status import MESSAGE_MAX
 from production_policy.engine.compiled import CompiledPolicy
 from production_policy.engine.matching import matching_policies
-from production_policy.engine.mutation import plan_mutation
+from production_policy.engine.pods import PodView
 from production_policy.engine.rules import Violation
 from production_policy.engine.validation import describe, template_violations
 
@@ -39,25 +38,20 @@ class Judgement:
 
 
 def judge(
-    pod: Mapping[str, Any],
+    pod: PodView,
     namespace: str,
     namespace_labels: Mapping[str, str],
     policies: Sequence[CompiledPolicy],
 ) -> Judgement:
-    """The judgement of a workload, given as a Pod holding its template (see ``subjects.audit_subject``).
+    """The judgement of a workload, given as the pod its template makes (see ``subjects.audit_subject``).
 
     Each violation counts against the policy that demands the fix (``Violation.policy``).
     """
-    labels = pod.get("metadata", {}).get("labels")
-    matched = matching_policies(
-        policies, namespace, namespace_labels, labels if isinstance(labels, Mapping) else {}
-    )
+    matched = matching_policies(policies, namespace, namespace_labels, pod.labels)
     if not matched:
         return Judgement()
-    spec = pod.get("spec")
-    violations = template_violations(spec if isinstance(spec, Mapping) else {}, matched)
     by_policy: dict[str, list[Violation]] = {}
-    for violation in violations:
+    for violation in template_violations(pod.spec, matched):
         by_policy.setdefault(violation.policy, []).append(violation)
     return Judgement(
         frozenset(policy.name for policy in matched),
@@ -73,17 +67,6 @@ def finding_message(violations: Sequence[Violation]) -> str:
 def bounded(text: str, limit: int) -> str:
     """``text`` cut to at most ``limit`` characters, marked with an ellipsis when cut."""
     return text if len(text) <= limit else text[: limit - len(ELLIPSIS)] + ELLIPSIS
-
-
-def needed_defaults(
-    pod: Mapping[str, Any],
-    namespace: str,
-    namespace_labels: Mapping[str, str],
-    policies: Sequence[CompiledPolicy],
-) -> tuple[str, ...]:
-    """What the mutating webhook will inject into the pods of a template: ``container:field`` entries,
-    as its ``productionpolicy.dev/injected`` annotation records them."""
-    return tuple(plan_mutation(pod, namespace, namespace_labels, policies).injected)
 
 
 def affected_namespaces(before: CompiledPolicy | None, after: CompiledPolicy | None) -> frozenset[str] | None:
