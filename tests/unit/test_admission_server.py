@@ -15,7 +15,9 @@ from production_policy.admission import review, server
 from production_policy.processes.clusterview import ClusterView
 
 
-def _review_of(obj: dict[str, Any], kind: str = "Pod", operation: str = "CREATE") -> dict[str, Any]:
+def _review_of(
+    obj: dict[str, Any], kind: str = "Pod", operation: review.Operation = "CREATE"
+) -> review.Review:
     return {
         "apiVersion": "admission.k8s.io/v1",
         "kind": "AdmissionReview",
@@ -80,7 +82,7 @@ def test_a_body_that_is_not_json_gets_400() -> None:
         ({"kind": "AdmissionReview", "apiVersion": "admission.k8s.io/v1"}, "request is missing"),
         ({**_review_of({}), "apiVersion": "admission.k8s.io/v1beta1"}, "apiVersion must be"),
         ({**_review_of({}), "kind": "Pod"}, "kind must be AdmissionReview"),
-        (_review_of({}, operation="PATCH"), "request.operation 'PATCH'"),
+        (_review_of({}, operation="PATCH"), "request.operation 'PATCH'"),  # type: ignore[arg-type]
         (_review_of("not an object"), "request.object is missing"),  # type: ignore[arg-type]
         (_review_of({}, operation="UPDATE"), "request.oldObject is missing"),
     ],

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
 
 from production_policy import engine
 from production_policy.admission import configuration, review
@@ -16,10 +15,10 @@ from production_policy.processes.clusterview import ClusterView
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[review.ReviewRequest, ClusterView], dict[str, Any]]
+Handler = Callable[[review.ReviewRequest, ClusterView], review.Answer]
 
 
-def mutate_pod(request: review.ReviewRequest, view: ClusterView) -> dict[str, Any]:
+def mutate_pod(request: review.ReviewRequest, view: ClusterView) -> review.Answer:
     """Inject the missing probes and resources into a new Pod."""
     if request.kind != "Pod" or request.operation != "CREATE":
         return review.allow(request.uid)
@@ -31,7 +30,7 @@ def mutate_pod(request: review.ReviewRequest, view: ClusterView) -> dict[str, An
     return review.allow(request.uid, patch=plan.patch)
 
 
-def validate_workload(request: review.ReviewRequest, view: ClusterView) -> dict[str, Any]:
+def validate_workload(request: review.ReviewRequest, view: ClusterView) -> review.Answer:
     """Validate a Pod or the pod template of a workload, ratcheting on UPDATE."""
     if request.operation not in ("CREATE", "UPDATE"):
         return review.allow(request.uid)
@@ -42,22 +41,23 @@ def validate_workload(request: review.ReviewRequest, view: ClusterView) -> dict[
         view.sorted_policies(),
         old_obj=request.old_obj if request.operation == "UPDATE" else None,
     )
-    decision = "denied" if verdict.denied else "warned" if verdict.warnings else "admitted"
+    if verdict.denied:
+        answer = review.deny(request.uid, verdict.message)
+    else:
+        answer = review.allow(request.uid, warnings=verdict.warnings)
     if verdict.violations:
         log.info(
             "validate %s %s/%s: %s (%d violation(s))",
             request.kind,
             request.namespace,
             _name(request),
-            decision,
+            review.decision(answer),
             len(verdict.violations),
         )
-    if verdict.denied:
-        return review.deny(request.uid, verdict.message)
-    return review.allow(request.uid, warnings=verdict.warnings)
+    return answer
 
 
-def validate_policy(request: review.ReviewRequest, view: ClusterView) -> dict[str, Any]:
+def validate_policy(request: review.ReviewRequest, view: ClusterView) -> review.Answer:
     """Refuse a ProductionPolicy the engine could not enforce, naming each wrong field."""
     if request.operation not in ("CREATE", "UPDATE"):
         return review.allow(request.uid)

@@ -9,12 +9,84 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, NotRequired, TypedDict
 
 from production_policy.admission import wire
 
 API_VERSION = "admission.k8s.io/v1"
 MAX_WARNING_LENGTH = 250  # the API server drops longer warnings
+
+Operation = Literal["CREATE", "UPDATE", "DELETE", "CONNECT"]
+Decision = Literal["admitted", "warned", "denied", "malformed"]
+
+
+class GroupVersionKind(TypedDict):
+    """``request.kind`` (and ``requestKind``)."""
+
+    group: str
+    version: str
+    kind: str
+
+
+class GroupVersionResource(TypedDict):
+    """``request.resource`` (and ``requestResource``)."""
+
+    group: str
+    version: str
+    resource: str
+
+
+class Request(TypedDict):
+    """``request`` of an AdmissionReview, as the API server sends it (the parts we read, and more)."""
+
+    uid: str
+    kind: GroupVersionKind
+    resource: NotRequired[GroupVersionResource]
+    subResource: NotRequired[str]
+    operation: Operation
+    namespace: NotRequired[str]
+    name: NotRequired[str]
+    object: NotRequired[dict[str, Any] | None]
+    oldObject: NotRequired[dict[str, Any] | None]
+    dryRun: NotRequired[bool]
+    userInfo: NotRequired[dict[str, Any]]
+    options: NotRequired[dict[str, Any] | None]
+
+
+class Review(TypedDict):
+    """An incoming ``admission.k8s.io/v1`` AdmissionReview: the shape :func:`parse` checks."""
+
+    apiVersion: str
+    kind: Literal["AdmissionReview"]
+    request: Request
+
+
+class Status(TypedDict):
+    """``response.status``: why a request is refused."""
+
+    code: int
+    reason: str
+    message: str
+
+
+class Response(TypedDict):
+    """``response`` of the AdmissionReview we answer."""
+
+    uid: str
+    allowed: bool
+    patchType: NotRequired[Literal["JSONPatch"]]
+    patch: NotRequired[str]
+    """The RFC 6902 patch, JSON then base64."""
+    warnings: NotRequired[list[str]]
+    status: NotRequired[Status]
+
+
+class Answer(TypedDict):
+    """The AdmissionReview we answer with."""
+
+    apiVersion: str
+    kind: Literal["AdmissionReview"]
+    response: Response
 
 
 class MalformedReview(ValueError):
@@ -27,7 +99,7 @@ class ReviewRequest:
 
     uid: str
     kind: str
-    operation: str
+    operation: Operation
     namespace: str
     name: str
     obj: dict[str, Any]
@@ -89,15 +161,13 @@ def parse(review: object) -> ReviewRequest:
     )
 
 
-def _review(uid: str, response: dict[str, Any]) -> dict[str, Any]:
-    return {"apiVersion": API_VERSION, "kind": "AdmissionReview", "response": {"uid": uid, **response}}
+def _review(response: Response) -> Answer:
+    return {"apiVersion": API_VERSION, "kind": "AdmissionReview", "response": response}
 
 
-def allow(
-    uid: str, patch: list[dict[str, Any]] | None = None, warnings: list[str] | None = None
-) -> dict[str, Any]:
+def allow(uid: str, patch: list[dict[str, Any]] | None = None, warnings: list[str] | None = None) -> Answer:
     """Admit, with an optional RFC 6902 patch and admission warnings (which kubectl prints)."""
-    response: dict[str, Any] = {"allowed": True}
+    response: Response = {"uid": uid, "allowed": True}
     if patch:
         response["patchType"] = "JSONPatch"
         response["patch"] = base64.b64encode(wire.encode(patch)).decode()
@@ -105,9 +175,21 @@ def allow(
         response["warnings"] = [
             w if len(w) <= MAX_WARNING_LENGTH else w[: MAX_WARNING_LENGTH - 1] + "…" for w in warnings
         ]
-    return _review(uid, response)
+    return _review(response)
 
 
-def deny(uid: str, message: str, code: int = 403, reason: str = "Forbidden") -> dict[str, Any]:
+def deny(uid: str, message: str, code: int = 403, reason: str = "Forbidden") -> Answer:
     """Refuse, with the message the user will see."""
-    return _review(uid, {"allowed": False, "status": {"code": code, "reason": reason, "message": message}})
+    return _review(
+        {"uid": uid, "allowed": False, "status": {"code": code, "reason": reason, "message": message}}
+    )
+
+
+def decision(answer: Answer | None) -> Decision:
+    """What an answer decided, as the log and the metrics name it; ``malformed``: no review answered."""
+    if answer is None:
+        return "malformed"
+    response = answer["response"]
+    if not response["allowed"]:
+        return "denied"
+    return "warned" if response.get("warnings") else "admitted"

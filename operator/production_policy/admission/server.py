@@ -15,7 +15,6 @@ import ssl
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 
@@ -75,33 +74,26 @@ async def _admission(request: web.Request) -> web.Response:
     answer, parsed = await _answer(request)
     webhook = request.path if request.path in HANDLERS else "unknown"
     metrics.ADMISSION_REQUESTS.labels(
-        webhook, parsed.kind if parsed else "", parsed.operation if parsed else "", _decision(answer)
+        webhook, parsed.kind if parsed else "", parsed.operation if parsed else "", review.decision(answer)
     ).inc()
     metrics.ADMISSION_SECONDS.labels(webhook).observe(time.perf_counter() - started)
-    return web.Response(
-        body=wire.encode(answer),
-        status=400 if "error" in answer else 200,
-        content_type="application/json",
-    )
+    if answer is None:
+        return web.Response(body=wire.encode(NOT_JSON), status=400, content_type="application/json")
+    return web.Response(body=wire.encode(answer), content_type="application/json")
 
 
-def _decision(answer: dict[str, Any]) -> str:
-    response = answer.get("response")
-    if not isinstance(response, dict):
-        return "malformed"
-    if not response.get("allowed"):
-        return "denied"
-    return "warned" if response.get("warnings") else "admitted"
+NOT_JSON = {"error": "the body is not JSON"}
+"""The answer to a body that is not JSON: no AdmissionReview can be, not even a refusal's uid."""
 
 
-async def _answer(request: web.Request) -> tuple[dict[str, Any], review.ReviewRequest | None]:
-    """The AdmissionReview to send back (``{"error": ...}`` for a body that is not JSON)."""
+async def _answer(request: web.Request) -> tuple[review.Answer | None, review.ReviewRequest | None]:
+    """The AdmissionReview to send back; None for a body that is not JSON."""
     view: ClusterView = request.app[VIEW]
     raw = await request.read()
     try:
         body = wire.decode(raw)
     except (ValueError, UnicodeDecodeError):
-        return {"error": "the body is not JSON"}, None
+        return None, None
     uid = review.uid_of(body)
     handler = HANDLERS.get(request.path)
     if handler is None:
