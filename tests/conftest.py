@@ -26,6 +26,7 @@ from tests.support.cluster import (
     stop_dev_operator,
 )
 from tests.support.kube import wait_for
+from tests.support.paths import REPO
 
 # How hard the properties look. `quick` (the default, and `make unit`) tries 50 examples of each,
 # `thorough` (`make test`: --hypothesis-profile=thorough) 500. No deadline in either: on a shared
@@ -114,7 +115,12 @@ def kind_cluster(
     if request.config.getoption("kind_image"):
         prepared.node_image = request.config.getoption("kind_image")
     keep = request.config.getoption("keep_cluster")
-    run = KindRun(prepared, request.config.getoption("cluster_name"), tmp_path_factory.mktemp("kind"))
+    name = request.config.getoption("cluster_name")
+    # A kept cluster's kubeconfig must outlive the session: pytest-kind's own place for it.
+    kubeconfig = request.config.getoption("kubeconfig") or (
+        REPO / ".pytest-kind" / name / "kubeconfig" if keep else None
+    )
+    run = KindRun(prepared, name, tmp_path_factory.mktemp("kind"), Path(kubeconfig) if kubeconfig else None)
     if run.exists() and not keep:
         run.delete()  # a cluster an interrupted run left; reused only when asked with --keep-cluster
     run.create()

@@ -46,6 +46,7 @@ def _foreground(name: str, kubeconfig_out: Path) -> int:
             run.create()
             kubeconfig_out.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(run.kubeconfig, kubeconfig_out)
+            kubeconfig_out.chmod(0o600)  # the cluster's admin credentials
             print(f"kind cluster {name} is Ready (node image {prepared.node_image})", flush=True)
             print(f"  export KUBECONFIG={kubeconfig_out.resolve()}", flush=True)
             print(f"  export DOCKER_HOST={engine.host}", flush=True)

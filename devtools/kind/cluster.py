@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -141,13 +142,27 @@ class KindRun:
         config.write_text(kind_config(self.prepared.engine))
         try:
             with self._environment():
+                if self.exists():
+                    # KindCluster reuses a cluster by name but keeps the kubeconfig it was given.
+                    self.kubeconfig.write_text(
+                        subprocess.run(
+                            [str(self.prepared.kind), "get", "kubeconfig", f"--name={self.name}"],
+                            capture_output=True,
+                            text=True,
+                            check=True,
+                        ).stdout
+                    )
+                    self.kubeconfig.chmod(0o600)
                 self.kind.create(config_file=config)
+            created = time.monotonic()
             self.wait_ready(timeout)
         except BaseException:
             self.delete()
             raise
-        took = time.monotonic() - started
-        log(f"kind cluster {self.name} ready in {took:.0f}s ({self.prepared.node_image})")
+        log(
+            f"kind cluster {self.name}: created in {created - started:.0f}s, node and kube-system Ready "
+            f"{time.monotonic() - created:.0f}s later ({self.prepared.node_image})"
+        )
 
     def kubectl(self, *args: str) -> str:
         with self._environment():
