@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import kopf
+import pytest
 
 from production_policy.audit import register_audit
 from production_policy.processes import runtime
@@ -33,3 +34,14 @@ def test_the_shared_settings() -> None:
     assert settings.persistence.diffbase_storage.fetch(body=kopf.Body({})) is None
     assert settings.watching.chunk_size == runtime.LIST_CHUNK
     assert settings.posting.enabled is False
+
+
+def test_what_startup_makes_is_there_for_the_handlers_after_it_and_only_then() -> None:
+    started: runtime.Started[str] = runtime.Started("the thing")
+    with pytest.raises(RuntimeError, match="the thing is used before"):
+        started.get()
+    assert started.take() is None  # startup failed: nothing to clean up
+    assert started.set("made") == "made" and started.get() == "made"
+    assert started.take() == "made"
+    with pytest.raises(RuntimeError):
+        started.get()
