@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import copy
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import pytest
+from kubernetes import client
 
 from production_policy.audit import kubeio
 from production_policy.audit.auditor import Auditor
@@ -61,8 +62,10 @@ class Clock:
 
 def make_auditor() -> tuple[Auditor, ClusterView, Clock]:
     view, clock = ClusterView(), Clock()
-    auditor = Auditor(view, ControllerOptions(operator_namespace="pp", instance="test"), clock=clock)
-    auditor.api = object()
+    options = ControllerOptions(operator_namespace="pp", instance="test")
+    auditor = Auditor(view, options, cast(client.ApiClient, object()), clock=clock)  # the calls are faked
+    view.on_policy_change(auditor.policy_changed)
+    view.on_namespace_change(auditor.namespace_changed)
     return auditor, view, clock
 
 
@@ -77,8 +80,7 @@ def policy_body(name: str, spec: dict[str, Any], generation: int = 1, **status: 
 def put_policy(
     auditor: Auditor, view: ClusterView, body: dict[str, Any], event: str | None = "ADDED"
 ) -> None:
-    view.put_policy(body)  # as the view's own handler does, first
-    auditor.policy_event(event, body["metadata"]["name"], body)
+    view.policy_event(event, body["metadata"]["name"], body)  # the view tells the audit
 
 
 def workload(name: str, cpu: str | None = None, **metadata: Any) -> dict[str, Any]:
@@ -88,9 +90,10 @@ def workload(name: str, cpu: str | None = None, **metadata: Any) -> dict[str, An
 
 
 async def flush_all(auditor: Auditor) -> None:
-    if auditor._scope or auditor._scope_all:
-        await auditor.rejudge()
-    for name in sorted(auditor.dirty.take()):
+    scope = auditor.pending.take_rejudge()
+    if scope is not None:
+        await auditor.rejudge(scope)
+    for name in sorted(auditor.pending.take()):
         await auditor.flush(name)
 
 
@@ -129,7 +132,7 @@ def test_our_own_status_write_coming_back_changes_nothing(api: FakeAPI) -> None:
         put_policy(auditor, view, policy_body("strict", STRICT))
         await flush_all(auditor)
         put_policy(auditor, view, policy_body("strict", STRICT, **api.statuses["strict"]), "MODIFIED")
-        assert auditor._scope == set() and not auditor._scope_all  # same spec: no re-judging
+        assert auditor.pending.take_rejudge() is None  # same spec: no re-judging
         await flush_all(auditor)
         assert len(api.patches) == 1
 
@@ -243,3 +246,37 @@ async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
         if condition():
             return
         await asyncio.sleep(0.01)
+
+
+def test_a_namespace_is_judged_again_only_when_its_labels_change(api: FakeAPI) -> None:
+    async def scenario() -> None:
+        auditor, view, _ = make_auditor()
+        labelled = {**STRICT, "match": {"namespaceSelector": {"matchLabels": {"tier": "prod"}}}}
+        put_policy(auditor, view, policy_body("strict", labelled))
+        auditor.workload_event(None, workload("bad"))
+        await flush_all(auditor)
+        assert api.statuses["strict"]["matchedWorkloads"] == 0
+        view.namespace_event(None, NS, {"tier": "prod"})  # first sight of its labels
+        await flush_all(auditor)
+        assert api.statuses["strict"]["nonCompliantWorkloads"] == 1
+        view.namespace_event("MODIFIED", NS, {"tier": "prod"})  # the same labels again: nothing to do
+        assert auditor.pending.take_rejudge() is None
+        view.namespace_event("MODIFIED", NS, {"tier": "dev"})
+        await flush_all(auditor)
+        assert api.statuses["strict"]["matchedWorkloads"] == 0
+        view.namespace_event("DELETED", NS, None)  # its workloads' own DELETED events follow
+        assert auditor.pending.take_rejudge() is None
+
+    asyncio.run(scenario())
+
+
+def test_a_deleted_policy_is_no_longer_written(api: FakeAPI) -> None:
+    async def scenario() -> None:
+        auditor, view, _ = make_auditor()
+        put_policy(auditor, view, policy_body("strict", STRICT))
+        auditor.workload_event(None, workload("bad"))
+        put_policy(auditor, view, policy_body("strict", STRICT), "DELETED")
+        await flush_all(auditor)
+        assert api.patches == [] and auditor.records == {}
+
+    asyncio.run(scenario())

@@ -19,7 +19,7 @@ def test_no_change_detecting_handlers_so_no_diff_base_is_needed() -> None:
     options = ControllerOptions(operator_namespace="ops")
     register_views(registry, view)
     register_controller(registry, view, options)
-    register_audit(registry, view, options)
+    register_audit(registry, view, options, runtime.Started("the audit"))
     assert registry._watching.get_all_handlers(), "the registry under test has handlers"
     assert registry._changing.get_all_handlers() == []
     assert registry._spawning.get_all_handlers() == []
@@ -40,8 +40,8 @@ def test_what_startup_makes_is_there_for_the_handlers_after_it_and_only_then() -
     started: runtime.Started[str] = runtime.Started("the thing")
     with pytest.raises(RuntimeError, match="the thing is used before"):
         started.get()
-    assert started.take() is None  # startup failed: nothing to clean up
-    assert started.set("made") == "made" and started.get() == "made"
+    assert started.take() is None and started.peek() is None  # startup failed: nothing to clean up
+    assert started.set("made") == "made" and started.get() == "made" == started.peek()
     assert started.take() == "made"
     with pytest.raises(RuntimeError):
         started.get()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from typing import Any
 
 import kopf
@@ -13,15 +14,20 @@ from production_policy.apiserver.compiled import CompiledPolicies
 from production_policy.audit.auditor import Auditor
 from production_policy.engine.apiserver import InstallSettings
 from production_policy.engine.names import SYSTEM_NAMESPACES
+from production_policy.processes import runtime
 from production_policy.processes.clusterview import ClusterView
 from production_policy.processes.options import ControllerOptions
 
 
 def register_compiled(
-    registry: kopf.OperatorRegistry, view: ClusterView, options: ControllerOptions, auditor: Auditor
+    registry: kopf.OperatorRegistry,
+    view: ClusterView,
+    options: ControllerOptions,
+    audit: runtime.Started[Auditor],
 ) -> CompiledPolicies | None:
     """Keep the compiled admission policies applied as policies change, and their condition in every
-    policy's status; None (nothing registered) with ``admission_engine`` webhook.
+    policy's status (``audit``: the audit, once started); None (nothing registered) with
+    ``admission_engine`` webhook. Give the result's ``condition`` to the audit.
 
     ``view`` must be registered into ``registry`` before this, as for the audit.
     """
@@ -33,8 +39,7 @@ def register_compiled(
         options.validating_failure_policy,
         {},  # the chart created the objects and owns their labels (Helm checks its managed-by label)
     )
-    compiled = CompiledPolicies(view, settings, auditor.rewrite_all)
-    auditor.compiled = compiled.condition
+    compiled = CompiledPolicies(view, settings, functools.partial(_rewrite_all, audit))
     tasks: list[asyncio.Task[None]] = []
 
     @kopf.on.startup(registry=registry, id="compiled-startup")
@@ -56,3 +61,10 @@ def register_compiled(
         compiled.policies_changed()
 
     return compiled
+
+
+def _rewrite_all(audit: runtime.Started[Auditor]) -> None:
+    # Before the audit's startup it has no policy yet (no watch runs): nothing to rewrite.
+    auditor = audit.peek()
+    if auditor is not None:
+        auditor.rewrite_all()

@@ -22,7 +22,7 @@ from kubernetes import client
 from production_policy.api import MAX_STATUS_VIOLATIONS
 from production_policy.audit import kubeio
 from production_policy.engine import CompiledPolicy, audit
-from production_policy.processes.clusterview import ClusterView
+from production_policy.processes.clusterview import ClusterView, NamespaceChange, PolicyChange
 from production_policy.processes.options import ControllerOptions
 
 log = logging.getLogger(__name__)
@@ -45,31 +45,35 @@ class PolicyRecord:
 
 
 class Auditor:
-    """Judgements of every audited workload and the statuses of every policy."""
+    """Judgements of every audited workload and the statuses of every policy.
+
+    Built once its API client exists (at startup); the view tells it of policy and namespace
+    changes, the watch handlers of workloads; ``run`` and ``post_events`` are its two tasks.
+    """
 
     def __init__(
-        self, view: ClusterView, options: ControllerOptions, clock: Callable[[], float] = time.monotonic
+        self,
+        view: ClusterView,
+        options: ControllerOptions,
+        api: client.ApiClient,
+        compiled: Callable[[str], tuple[str, str, str]] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.view = view
         self.options = options
+        self.api = api
+        self.compiled = compiled
+        """The CompiledToAPIServer condition of a policy, when the API server is asked to enforce."""
         self.clock = clock
-        self.api: client.ApiClient | None = None
         self.book = audit.ComplianceBook()
         self.subjects: dict[audit.WorkloadRef, audit.Subject] = {}
         self.records: dict[str, PolicyRecord] = {}
-        self.dirty = audit.DirtySet()
-        self._parsed: dict[str, CompiledPolicy] = {}
-        self._namespace_labels: dict[str, dict[str, str]] = {}
+        self.pending = audit.PendingWork()
         self._reported: dict[audit.WorkloadRef, tuple[str, ...]] = {}
-        self._scope: set[str] = set()
-        self._scope_all = False
-        self._scope_since: float | None = None
         self._wakeup = asyncio.Event()
         self._events: asyncio.Queue[kubeio.EventSpec] = asyncio.Queue(EVENT_QUEUE_SIZE)
-        self.compiled: Callable[[str], tuple[str, str, str]] | None = None
-        """The CompiledToAPIServer condition of a policy, when the API server is asked to enforce."""
 
-    # What the watch handlers call: bookkeeping and pure judging only, never I/O.
+    # What the watch handlers and the view call: bookkeeping and pure judging only, never I/O.
 
     def workload_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         """A Deployment, StatefulSet, DaemonSet, Job, CronJob or Pod was listed, added, changed or deleted."""
@@ -82,39 +86,41 @@ class Auditor:
             return
         before = self.subjects.get(ref)
         self.subjects[ref] = subject
-        self._judge(subject, self.view.sorted_policies())
-        changed = before is None or before.uid != subject.uid or before.pod != subject.pod
-        self._maybe_report_injected(subject, listing=event_type is None, template_changed=changed)
+        policies = self.view.sorted_policies()
+        self._judge(subject, policies)
+        injected = audit.injected_to_report(
+            before,
+            subject,
+            listing=event_type is None,
+            last_reported=self._reported.get(ref),
+            namespace_labels=self.view.labels_of(ref.namespace),
+            policies=policies,
+        )
+        if injected is not None:
+            self._report_injected(subject, injected)
 
-    def policy_event(self, event_type: str | None, name: str, body: Mapping[str, Any]) -> None:
-        """A policy was listed, added, changed (spec or status) or deleted; the view already knows."""
-        after = self.view.policies.get(name) if event_type != "DELETED" else None
-        before = self._parsed.pop(name, None)
-        if after is not None:
-            self._parsed[name] = after
-        self._widen(audit.affected_namespaces(before, after))
-        if event_type == "DELETED":
-            self.records.pop(name, None)
+    def policy_changed(self, change: PolicyChange) -> None:
+        """A policy was listed, added, changed (spec or status) or deleted; the view holds the new version."""
+        self._rejudge(audit.affected_namespaces(change.before, change.after))
+        if change.event == "DELETED":
+            self.records.pop(change.name, None)
             return
-        metadata = body.get("metadata", {})
+        metadata = change.body.get("metadata", {})
         generation = metadata.get("generation")
-        self.records[name] = PolicyRecord(
+        self.records[change.name] = PolicyRecord(
             str(metadata.get("uid", "")),
             generation if isinstance(generation, int) else None,
-            body.get("status"),
+            change.body.get("status"),
         )
         # Also on status-only changes: if someone else changed the status, the writer restores it.
-        self._mark({name})
+        self._mark({change.name})
 
-    def namespace_event(self, event_type: str | None, name: str) -> None:
+    def namespace_changed(self, change: NamespaceChange) -> None:
         """A namespace changed: its workloads are judged again if its labels did."""
-        if event_type == "DELETED":
-            self._namespace_labels.pop(name, None)
+        if change.event == "DELETED":
             return  # its workloads' own DELETED events follow
-        labels = dict(self.view.labels_of(name))
-        if self._namespace_labels.get(name) != labels:
-            self._namespace_labels[name] = labels
-            self._widen(frozenset({name}))
+        if change.before != change.after:
+            self._rejudge(frozenset({change.name}))
 
     # Judging.
 
@@ -128,23 +134,13 @@ class Auditor:
             self._mark(self.book.forget(ref))
         self._reported.pop(ref, None)
 
-    def _widen(self, scope: frozenset[str] | None) -> None:
-        """Workloads in ``scope`` (None: all) must be judged again."""
-        if scope is not None and not scope:
-            return
-        if scope is None:
-            self._scope_all = True
-        else:
-            self._scope |= scope
-        if self._scope_since is None:
-            self._scope_since = self.clock()
-        self._wakeup.set()
+    def _rejudge(self, scope: frozenset[str] | None) -> None:
+        if self.pending.rejudge(scope, self.clock()):
+            self._wakeup.set()
 
-    async def rejudge(self) -> None:
-        """Judge again every workload in the pending scope (a policy or a namespace's labels changed)."""
-        scope, everything = self._scope, self._scope_all
-        self._scope, self._scope_all, self._scope_since = set(), False, None
-        refs = [ref for ref in self.subjects if everything or ref.namespace in scope]
+    async def rejudge(self, scope: audit.Rejudge) -> None:
+        """Judge again every workload in ``scope`` (a policy or a namespace's labels changed)."""
+        refs = [ref for ref in self.subjects if scope.covers(ref.namespace)]
         policies = self.view.sorted_policies()
         for count, ref in enumerate(refs, 1):
             subject = self.subjects.get(ref)
@@ -162,21 +158,13 @@ class Auditor:
     def _mark(self, names: Iterable[str]) -> None:
         names = set(names)
         if names:
-            self.dirty.mark(names, self.clock())
+            self.pending.mark(names, self.clock())
             self._wakeup.set()
 
     # Events about workloads.
 
-    def _maybe_report_injected(self, subject: audit.Subject, listing: bool, template_changed: bool) -> None:
-        if listing or not template_changed:
-            return  # the common case: spare the defaulting below
+    def _report_injected(self, subject: audit.Subject, injected: tuple[str, ...]) -> None:
         ref = subject.ref
-        injected = subject.injected
-        if ref.kind != "Pod":
-            labels = self.view.labels_of(ref.namespace)
-            injected = audit.needed_defaults(subject.pod, ref.namespace, labels, self.view.sorted_policies())
-        if not audit.report_injected(listing, template_changed, injected, self._reported.get(ref)):
-            return
         self._reported[ref] = injected
         regarding = {
             "apiVersion": audit.API_VERSIONS[ref.kind],
@@ -203,7 +191,6 @@ class Auditor:
         while True:
             event = await self._events.get()
             try:
-                assert self.api is not None
                 await asyncio.to_thread(kubeio.post_event, self.api, event, self.options.instance)
             except Exception as exc:
                 log.warning(
@@ -213,27 +200,25 @@ class Auditor:
                     kubeio.describe_error(exc),
                 )
 
+    def close(self) -> None:
+        """Let go of the API client."""
+        self.api.close()
+
     # The status writer.
 
     async def run(self) -> None:
         """Write dirty statuses in batches, forever (until cancelled)."""
         while True:
             await self._sleep()
-            if self._scope_all or self._scope:
-                await self.rejudge()
-            for name in sorted(self.dirty.take()):
+            scope = self.pending.take_rejudge()
+            if scope is not None:
+                await self.rejudge(scope)
+            for name in sorted(self.pending.take()):
                 await self.flush(name)
-
-    def _due(self) -> float | None:
-        due = self.dirty.due_at()
-        if self._scope_since is not None:
-            scope_due = self._scope_since + self.dirty.quiet
-            due = scope_due if due is None else min(due, scope_due)
-        return due
 
     async def _sleep(self) -> None:
         while True:
-            due = self._due()
+            due = self.pending.due_at()
             if due is not None and due <= self.clock():
                 return
             self._wakeup.clear()
@@ -262,7 +247,6 @@ class Auditor:
         if patch is None:
             return
         try:
-            assert self.api is not None
             result = await asyncio.to_thread(kubeio.patch_status, self.api, name, patch)
         except kubeio.Gone:
             return

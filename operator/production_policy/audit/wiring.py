@@ -10,34 +10,45 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import kopf
 
-from production_policy import GROUP, PLURAL, VERSION, kube
+from production_policy import kube
 from production_policy.audit.auditor import Auditor
 from production_policy.engine import kinds
+from production_policy.processes import runtime
 from production_policy.processes.clusterview import ClusterView
 from production_policy.processes.options import ControllerOptions
 
 log = logging.getLogger(__name__)
 
 
-def register_audit(registry: kopf.OperatorRegistry, view: ClusterView, options: ControllerOptions) -> Auditor:
-    """Register the policy status and audit into ``registry``; return its state (for metrics, say).
+def register_audit(
+    registry: kopf.OperatorRegistry,
+    view: ClusterView,
+    options: ControllerOptions,
+    started: runtime.Started[Auditor],
+    compiled: Callable[[str], tuple[str, str, str]] | None = None,
+) -> None:
+    """Register the policy status and audit into ``registry``; ``started`` holds the Auditor once made.
+
+    ``compiled`` gives each policy's CompiledToAPIServer condition (when the API server is asked
+    to enforce: see :mod:`production_policy.apiserver`).
 
     ``view`` must be kept current by :func:`production_policy.processes.clusterview.register_views`,
     registered into the same registry *before* this: kopf runs a resource's handlers in
-    registration order, so the view already has a policy's new version when the audit looks.
+    registration order, so the view already has a policy's new version when a workload is judged.
+    Policy and namespace changes come from the view itself, with the versions before and after.
     Namespaces in ``options.all_ignored_namespaces`` are not audited.
     """
-    auditor = Auditor(view, options)
     ignored = options.all_ignored_namespaces
     tasks: list[asyncio.Task[None]] = []
 
     @kopf.on.startup(registry=registry, id="audit-startup")
     async def start(**_: Any) -> None:
-        auditor.api = kube.api_client()
+        auditor = started.set(Auditor(view, options, kube.api_client(), compiled))
         tasks.append(asyncio.create_task(auditor.run(), name="policy status writer"))
         tasks.append(asyncio.create_task(auditor.post_events(), name="audit event poster"))
 
@@ -47,8 +58,9 @@ def register_audit(registry: kopf.OperatorRegistry, view: ClusterView, options: 
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if auditor.api is not None:
-            auditor.api.close()
+        auditor = started.take()
+        if auditor is not None:
+            auditor.close()
 
     def wanted(namespace: str | None, **_: Any) -> bool:
         return namespace not in ignored
@@ -60,14 +72,7 @@ def register_audit(registry: kopf.OperatorRegistry, view: ClusterView, options: 
             kind.group, kind.version, kind.plural, registry=registry, id=f"audit-{kind.plural}", when=wanted
         )
         async def workload_event(type: str | None, body: kopf.Body, **_: Any) -> None:
-            auditor.workload_event(type, body)
+            started.get().workload_event(type, body)
 
-    @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry, id="audit-policies")
-    async def policy_event(type: str | None, name: str, body: kopf.Body, **_: Any) -> None:
-        auditor.policy_event(type, name, body)
-
-    @kopf.on.event("", "v1", "namespaces", registry=registry, id="audit-namespaces")
-    async def namespace_event(type: str | None, name: str, **_: Any) -> None:
-        auditor.namespace_event(type, name)
-
-    return auditor
+    view.on_policy_change(lambda change: started.get().policy_changed(change))
+    view.on_namespace_change(lambda change: started.get().namespace_changed(change))

@@ -2,12 +2,14 @@
 
 An AdmissionReview carries neither, so the webhook keeps both, fed by watch events; the
 controller uses the same view. Only compiled policies and label maps are held, never whole objects.
+Whoever must know what changed (the audit) listens to the view: it is told each change with the
+versions before and after, once the view holds the new one.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +23,28 @@ from production_policy.engine.names import NAMESPACE_NAME_LABEL
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class PolicyChange:
+    """A policy event as the view took it: the usable versions before and after (None: absent or unusable)."""
+
+    event: str | None
+    """kopf's event type: None for the initial listing, else ADDED, MODIFIED or DELETED."""
+    name: str
+    body: Mapping[str, Any]
+    before: CompiledPolicy | None
+    after: CompiledPolicy | None
+
+
+@dataclass(frozen=True)
+class NamespaceChange:
+    """A namespace event as the view took it: its labels before and after (None: not seen, or deleted)."""
+
+    event: str | None
+    name: str
+    before: Mapping[str, str] | None
+    after: Mapping[str, str] | None
+
+
 @dataclass
 class ClusterView:
     """Policies by name (compiled as they arrive) and namespace labels by namespace name, updated in place."""
@@ -31,6 +55,38 @@ class ClusterView:
     problems: dict[str, str] = field(default_factory=dict)
     """Why each stored-but-unusable policy is left out of ``policies`` (its status reports it)."""
     _sorted: list[CompiledPolicy] | None = field(default=None, repr=False)
+    _policy_listeners: list[Callable[[PolicyChange], None]] = field(default_factory=list, repr=False)
+    _namespace_listeners: list[Callable[[NamespaceChange], None]] = field(default_factory=list, repr=False)
+
+    def on_policy_change(self, listener: Callable[[PolicyChange], None]) -> None:
+        """Call ``listener`` after each policy event the view takes."""
+        self._policy_listeners.append(listener)
+
+    def on_namespace_change(self, listener: Callable[[NamespaceChange], None]) -> None:
+        """Call ``listener`` after each namespace event the view takes."""
+        self._namespace_listeners.append(listener)
+
+    def policy_event(self, event: str | None, name: str, body: Mapping[str, Any]) -> None:
+        """Take a policy event from the watch, then tell the listeners."""
+        before = self.policies.get(name)
+        if event == "DELETED":
+            self.delete_policy(name)
+        else:
+            self.put_policy(body)
+        change = PolicyChange(event, name, body, before, self.policies.get(name))
+        for listener in self._policy_listeners:
+            listener(change)
+
+    def namespace_event(self, event: str | None, name: str, labels: Mapping[str, str] | None) -> None:
+        """Take a namespace event from the watch, then tell the listeners."""
+        before = self.namespace_labels.get(name)
+        if event == "DELETED":
+            self.delete_namespace(name)
+        else:
+            self.put_namespace(name, labels)
+        change = NamespaceChange(event, name, before, self.namespace_labels.get(name))
+        for listener in self._namespace_listeners:
+            listener(change)
 
     def sorted_policies(self) -> list[CompiledPolicy]:
         """The policies in name order; cached, since every admission request asks."""
@@ -85,17 +141,11 @@ def register_views(registry: kopf.OperatorRegistry, view: ClusterView) -> None:
     # loop (admission, rollout, audit) — mutating it from another thread could break an iteration.
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry, id="policy-view")
     async def policy_event(type: str | None, body: kopf.Body, name: str, **_: Any) -> None:
-        if type == "DELETED":
-            view.delete_policy(name)
-        else:
-            view.put_policy(body)
+        view.policy_event(type, name, body)
 
     @kopf.on.event("", "v1", "namespaces", registry=registry, id="namespace-view")
     async def namespace_event(type: str | None, name: str, labels: kopf.Labels, **_: Any) -> None:
-        if type == "DELETED":
-            view.delete_namespace(name)
-        else:
-            view.put_namespace(name, labels)
+        view.namespace_event(type, name, labels)
 
 
 def initial_sync(view: ClusterView) -> None:

@@ -14,7 +14,7 @@ import os
 
 from production_policy import kube
 from production_policy.apiserver import register_compiled
-from production_policy.audit import register_audit
+from production_policy.audit import Auditor, register_audit
 from production_policy.processes import runtime
 from production_policy.processes.clusterview import ClusterView, initial_sync, register_views
 from production_policy.processes.leadership import LeaderElector, LeadershipLost
@@ -68,7 +68,8 @@ async def _act(options: ControllerOptions) -> None:
     registry = runtime.new_registry()
     register_views(registry, view)  # first: the view must be current before the controller looks
     register_controller(registry, view, options)
-    auditor = register_audit(registry, view, options)
-    register_compiled(registry, view, options, auditor)
+    audit: runtime.Started[Auditor] = runtime.Started("the audit")
+    compiled = register_compiled(registry, view, options, audit)
+    register_audit(registry, view, options, audit, compiled.condition if compiled is not None else None)
     await asyncio.to_thread(initial_sync, view)
     await runtime.run_operator(registry)

@@ -18,7 +18,7 @@ from kubernetes.client.rest import ApiException
 from production_policy import certs, kube
 from production_policy.admission import configuration, registration, server
 from production_policy.apiserver import register_compiled
-from production_policy.audit import register_audit
+from production_policy.audit import Auditor, register_audit
 from production_policy.processes import runtime, webhook
 from production_policy.processes.options import ControllerOptions
 from production_policy.rollout import register_controller
@@ -43,8 +43,9 @@ async def run_dev(port: int, settings: configuration.WebhookSettings, controller
             await loop.run_in_executor(None, _ensure_namespace, api, controller.operator_namespace)
             async with webhook.admission_served(registry, options) as view:
                 register_controller(registry, view, controller)
-                auditor = register_audit(registry, view, controller)
-                register_compiled(registry, view, controller, auditor)
+                audit: runtime.Started[Auditor] = runtime.Started("the audit")
+                compiled = register_compiled(registry, view, controller, audit)
+                register_audit(registry, view, controller, audit, compiled.condition if compiled else None)
                 await loop.run_in_executor(None, registration.register_configurations, api, configs)
                 try:
                     await runtime.run_operator(registry)

@@ -42,6 +42,10 @@ class Started(Generic[T]):
             raise RuntimeError(f"{self._what} is used before the operator's startup made it")
         return self._value
 
+    def peek(self) -> T | None:
+        """The value, or None before the startup handler made it."""
+        return self._value
+
     def take(self) -> T | None:
         """The value, no longer held (None if it was never made: startup failed)."""
         value, self._value = self._value, None

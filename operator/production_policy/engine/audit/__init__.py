@@ -4,13 +4,18 @@
 - :mod:`.judge` judges one workload against every policy, as admission would (after defaults).
 - :mod:`.book` keeps the judgements and each policy's tally: counts and the top violations.
 - :mod:`.status` computes a policy's status, whether it needs writing, and its Ready Events.
-- :mod:`.batching` decides when the dirty statuses are written, so bursts coalesce.
+- :mod:`.batching` holds the pending work (statuses to write, workloads to judge again), so bursts coalesce.
 - :mod:`.events` decides the ``DefaultsInjected`` Events on workloads.
 """
 
-from production_policy.engine.audit.batching import MAX_DELAY_SECONDS, QUIET_SECONDS, DirtySet
+from production_policy.engine.audit.batching import MAX_DELAY_SECONDS, QUIET_SECONDS, PendingWork, Rejudge
 from production_policy.engine.audit.book import ComplianceBook, Listed, Tally
-from production_policy.engine.audit.events import DEFAULTS_INJECTED, injected_note, report_injected
+from production_policy.engine.audit.events import (
+    DEFAULTS_INJECTED,
+    injected_note,
+    injected_to_report,
+    template_changed,
+)
 from production_policy.engine.audit.judge import (
     Finding,
     Judgement,
@@ -54,12 +59,13 @@ __all__ = [
     "QUIET_SECONDS",
     "READY",
     "ComplianceBook",
-    "DirtySet",
     "Finding",
     "Judgement",
     "Listed",
+    "PendingWork",
     "PolicyEvent",
     "PolicyFacts",
+    "Rejudge",
     "Subject",
     "Tally",
     "WorkloadRef",
@@ -69,11 +75,12 @@ __all__ = [
     "controlled",
     "desired_status",
     "injected_note",
+    "injected_to_report",
     "judge",
     "needed_defaults",
     "ready_condition",
     "ready_event",
-    "report_injected",
     "status_patch",
+    "template_changed",
     "workload_ref",
 ]

@@ -10,24 +10,44 @@ what many workloads need: that would be one Event per workload in the cluster at
 
 from __future__ import annotations
 
-from production_policy.engine.audit.subjects import WorkloadRef
+from collections.abc import Mapping, Sequence
+
+from production_policy.engine.audit.subjects import Subject, WorkloadRef
+from production_policy.engine.compiled import CompiledPolicy
+from production_policy.engine.mutation import needed_defaults
 
 DEFAULTS_INJECTED = "DefaultsInjected"
 NOTE_MAX_BYTES = 1024  # events.k8s.io/v1 refuses a longer note
 
 
-def report_injected(
-    listing: bool,
-    template_changed: bool,
-    injected: tuple[str, ...],
-    last_reported: tuple[str, ...] | None,
-) -> bool:
-    """Whether to post a ``DefaultsInjected`` Event for a workload event.
+def template_changed(before: Subject | None, after: Subject) -> bool:
+    """Whether a workload event brings a new workload (or a new uid), or a new judged pod template."""
+    return before is None or before.uid != after.uid or before.pod != after.pod
 
-    ``listing``: the event comes from a (re-)listing, not a change. ``template_changed``: the
-    workload is new or its judged pod template differs from the one seen before.
+
+def injected_to_report(
+    before: Subject | None,
+    after: Subject,
+    *,
+    listing: bool,
+    last_reported: tuple[str, ...] | None,
+    namespace_labels: Mapping[str, str],
+    policies: Sequence[CompiledPolicy],
+) -> tuple[str, ...] | None:
+    """The defaults a ``DefaultsInjected`` Event about a workload event names; None: no Event.
+
+    ``before`` is the workload as last seen (None: new); ``listing``: the event comes from a
+    (re-)listing, not a change; ``last_reported``: the defaults the last such Event named. A bare
+    Pod's defaults are those the webhook recorded on it, a template's those the webhook will
+    inject into its pods (worked out only when an Event is possible at all: it costs a defaulting).
     """
-    return not listing and template_changed and bool(injected) and injected != last_reported
+    if listing or not template_changed(before, after):
+        return None
+    if after.ref.kind == "Pod":
+        injected = after.injected
+    else:
+        injected = needed_defaults(after.pod, after.ref.namespace, namespace_labels, policies)
+    return injected if injected and injected != last_reported else None
 
 
 def injected_note(ref: WorkloadRef, injected: tuple[str, ...]) -> str:
