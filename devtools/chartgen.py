@@ -2,8 +2,11 @@
 
 - ``templates/_webhook-configurations.tpl``: both webhook configurations, built by
   :func:`production_policy.admission.configuration.build_configurations` with sentinel settings,
-  then the sentinels are replaced by Helm expressions. The chart can never drift from what
-  ``run --dev`` registers: a unit test regenerates this file and compares.
+  once per ``admission.engine``, then the sentinels are replaced by Helm expressions. The chart can
+  never drift from what ``run --dev`` registers: a unit test regenerates this file and compares.
+- ``templates/_admission-policies.tpl``: the compiled admission policies of no policy at all and
+  the canary's, with their bindings (:func:`production_policy.engine.apiserver.compile_policies`):
+  the chart creates them, so the controller only ever updates those named objects.
 - ``crds/``: a byte-for-byte copy of the repository's generated CRDs (Helm installs ``crds/`` as is).
 
 Run ``python -m devtools.chartgen`` after changing either; ``--check`` only compares.
@@ -22,9 +25,14 @@ import yaml
 
 from devtools import REPO
 from production_policy.admission import configuration
+from production_policy.engine.apiserver import ENGINES, InstallSettings, compile_policies
+from production_policy.engine.apiserver.canary import canary_objects
 
 TEMPLATE_NAME = "production-policy.webhookConfigurations"
 TEMPLATE_FILE = Path("templates") / "_webhook-configurations.tpl"
+POLICIES_TEMPLATE_NAME = "production-policy.admissionPolicies"
+POLICIES_TEMPLATE_FILE = Path("templates") / "_admission-policies.tpl"
+ENGINE = '(include "production-policy.admissionEngine" $root)'
 
 # Sentinels: values no real install can have, replaced textually after dumping to YAML.
 _NAMESPACE = "__PP_RELEASE_NAMESPACE__"
@@ -63,9 +71,12 @@ def _ca_bundle_block(indent: str) -> str:
     return f"{indent}{{{{- with $caBundle }}}}\n{indent}caBundle: {{{{ . }}}}\n{indent}{{{{- end }}}}"
 
 
-def _labels_block(indent: str) -> str:
-    labels = '"production-policy.componentLabels" (dict "root" $root "component" "webhook")'
-    return f"{indent}{{{{- include {labels} | nindent {len(indent)} }}}}"
+def _labels_block_of(component: str) -> Callable[[str], str]:
+    def block(indent: str) -> str:
+        labels = f'"production-policy.componentLabels" (dict "root" $root "component" "{component}")'
+        return f"{indent}{{{{- include {labels} | nindent {len(indent)} }}}}"
+
+    return block
 
 
 def _metadata_annotations(name_line: str) -> str:
@@ -123,34 +134,58 @@ def _substitute(text: str, replacements: list[Replacement]) -> str:
     return "\n".join(lines)
 
 
-def webhook_configurations_template() -> str:
-    """The text of ``templates/_webhook-configurations.tpl``."""
-    client_config = configuration.service_client_config(_NAMESPACE, _SERVICE, _PORT, _CA_BUNDLE)
-    configs = configuration.build_configurations(_sentinel_settings(), client_config)
-    fixed: list[str] = []
-    documents = [_collapse_namespace_lists(config, fixed) for config in configs]
-    if not fixed:
-        raise ValueError("no namespaceSelector list found: did configuration.namespace_selector change?")
-    text = "---\n".join(yaml.safe_dump(doc, sort_keys=False, width=1000) for doc in documents)
-    # `name: production-policy` at metadata level is where optional annotations go.
-    text = "\n".join(
-        _metadata_annotations(line) if line == f"  name: {configuration.CONFIGURATION_NAME}" else line
-        for line in text.splitlines()
-    )
-    body = _substitute(
+def _helm_yaml(
+    documents: list[dict[str, Any]], fixed: list[str], component: str, extra: list[Replacement]
+) -> str:
+    """The documents as YAML with the sentinels replaced by Helm expressions."""
+    collapsed = [_collapse_namespace_lists(doc, fixed) for doc in documents]
+    text = "---\n".join(yaml.safe_dump(doc, sort_keys=False, width=1000) for doc in collapsed)
+    return _substitute(
         text,
         [
             Replacement(_NEVER_NAMESPACES, _never_namespaces_expression(fixed)),
             Replacement(_NAMESPACE, "{{ $root.Release.Namespace }}"),
+            Replacement(_VALIDATING_POLICY, "{{ $root.Values.webhook.failurePolicy.validating }}"),
+            Replacement(_LABELS, "", block=_labels_block_of(component)),
+            *extra,
+        ],
+    )
+
+
+def _webhook_configurations_body(engine: str, fixed: list[str]) -> str:
+    client_config = configuration.service_client_config(_NAMESPACE, _SERVICE, _PORT, _CA_BUNDLE)
+    configs = configuration.build_configurations(_sentinel_settings(), client_config, engine)
+    text = _helm_yaml(
+        configs,
+        fixed,
+        "webhook",
+        [
             Replacement(_SERVICE, '{{ include "production-policy.webhookServiceName" $root }}'),
             Replacement(str(_PORT), "{{ $root.Values.webhook.service.port }}"),
             Replacement(str(_TIMEOUT), "{{ $root.Values.webhook.timeoutSeconds }}"),
-            Replacement(_VALIDATING_POLICY, "{{ $root.Values.webhook.failurePolicy.validating }}"),
             Replacement(_MUTATING_POLICY, "{{ $root.Values.webhook.failurePolicy.mutating }}"),
             Replacement(_CA_BUNDLE, "", block=_ca_bundle_block),
-            Replacement(_LABELS, "", block=_labels_block),
         ],
     )
+    # `name: production-policy` at metadata level is where optional annotations go.
+    return "\n".join(
+        _metadata_annotations(line) if line == f"  name: {configuration.CONFIGURATION_NAME}" else line
+        for line in text.splitlines()
+    )
+
+
+def webhook_configurations_template() -> str:
+    """The text of ``templates/_webhook-configurations.tpl``."""
+    fixed: list[str] = []
+    bodies = {engine: _webhook_configurations_body(engine, fixed) for engine in ENGINES}
+    if not fixed:
+        raise ValueError("no namespaceSelector list found: did configuration.namespace_selector change?")
+    *first, last = ENGINES
+    branches = [
+        f'{{{{- {"if" if i == 0 else "else if"} eq {ENGINE} "{engine}" }}}}\n{bodies[engine]}'
+        for i, engine in enumerate(first)
+    ]
+    body = "\n".join([*branches, f"{{{{- else }}}}\n{bodies[last]}", "{{- end }}"])
     return (
         "{{/*\n"
         "GENERATED by `python -m devtools.chartgen` from\n"
@@ -167,9 +202,34 @@ def webhook_configurations_template() -> str:
     )
 
 
+def admission_policies_template() -> str:
+    """The text of ``templates/_admission-policies.tpl``: the objects the controller keeps current."""
+    settings = InstallSettings(_NAMESPACE, (_EXCLUDED,), _VALIDATING_POLICY, {_LABELS: _LABELS})
+    objects = [*canary_objects(_NAMESPACE, {_LABELS: _LABELS}), *compile_policies([], settings).objects]
+    fixed: list[str] = []
+    body = _helm_yaml(objects, fixed, "controller", [])
+    if not fixed:
+        raise ValueError("no namespaceSelector list found: did the bindings' selector change?")
+    return (
+        "{{/*\n"
+        "GENERATED by `python -m devtools.chartgen` from\n"
+        "production_policy.engine.apiserver.compile_policies (of no policy) and its canary.\n"
+        "Do not edit: a unit test fails on drift. The controller fills them in (server-side apply).\n"
+        'Call with (dict "root" $).\n'
+        "*/}}\n"
+        f'{{{{- define "{POLICIES_TEMPLATE_NAME}" -}}}}\n'
+        "{{- $root := .root -}}\n"
+        f"{body}\n"
+        "{{- end -}}\n"
+    )
+
+
 def expected_files(repo: Path, chart: Path) -> dict[Path, str]:
     """Every generated chart file and its content, keyed by path."""
-    files = {chart / TEMPLATE_FILE: webhook_configurations_template()}
+    files = {
+        chart / TEMPLATE_FILE: webhook_configurations_template(),
+        chart / POLICIES_TEMPLATE_FILE: admission_policies_template(),
+    }
     for crd in sorted((repo / "crds").glob("*.yaml")):
         files[chart / "crds" / crd.name] = crd.read_text()
     return files

@@ -90,7 +90,10 @@ def _wait_condition(cluster: Cluster, policy: str, status: str, reason: str) -> 
             else None
         )
 
-    found: dict[str, Any] = wait_for(reached, 60, what=f"{policy}: {CONDITION} {status}/{reason}")
+    try:
+        found: dict[str, Any] = wait_for(reached, 60, what=f"{policy}: {CONDITION} {status}/{reason}")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; last seen: {_condition(cluster, policy)}") from None
     return found
 
 

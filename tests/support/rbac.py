@@ -10,6 +10,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from production_policy.admission.configuration import CONFIGURATION_NAME
+from production_policy.engine.apiserver import DEFAULTS_NAME, ENFORCE_NAME, WARN_NAME
+from production_policy.engine.apiserver.canary import CANARY_NAME
 
 # (apiGroup, resource, resourceNames or None, verb)
 Permission = tuple[str, str, tuple[str, ...] | None, str]
@@ -48,6 +50,28 @@ EXPECTED: dict[tuple[str, str], set[Permission]] = {
         (CONFIGURATION_NAME,),
     ),
 }
+
+
+# With admission.engine apiserver or both: the named admission objects the chart creates, never create.
+COMPILED_POLICIES: set[Permission] = _grant(
+    "admissionregistration.k8s.io",
+    ["mutatingadmissionpolicies", "mutatingadmissionpolicybindings"],
+    ["get", "patch", "update"],
+    (CANARY_NAME, DEFAULTS_NAME),
+) | _grant(
+    "admissionregistration.k8s.io",
+    ["validatingadmissionpolicies", "validatingadmissionpolicybindings"],
+    ["get", "patch", "update"],
+    (CANARY_NAME, ENFORCE_NAME, WARN_NAME),
+)
+
+
+def expected(engine: str) -> dict[tuple[str, str], set[Permission]]:
+    """EXPECTED for a release whose ``admission.engine`` is ``engine``."""
+    if engine == "webhook":
+        return EXPECTED
+    controller = ("ClusterRole", "controller")
+    return {**EXPECTED, controller: EXPECTED[controller] | COMPILED_POLICIES}
 
 
 def flatten(rules: Iterable[dict[str, Any]]) -> set[Permission]:

@@ -234,7 +234,8 @@ def test_the_canary_is_bound_to_labelled_configmaps_of_the_operator_namespace_on
         assert binding["spec"]["matchResources"]["namespaceSelector"] == {
             "matchLabels": {"kubernetes.io/metadata.name": "pp"}
         }
-    assert canary_probe()["metadata"]["labels"] == {CANARY_LABEL: "probe"}
+    probe = canary_probe("pp", "2026-01-01T00:00:00.000000Z")
+    assert probe["kind"] == "Event" and probe["metadata"]["labels"] == {CANARY_LABEL: "probe"}
 
 
 def test_reading_the_canary() -> None:

@@ -116,3 +116,17 @@ app.kubernetes.io/component: {{ .component }}
 - name: tmp
   mountPath: /tmp
 {{- end }}
+
+{{/*
+Who enforces at admission (values: admission.engine): webhook, apiserver or both. Empty: both where
+the API server serves MutatingAdmissionPolicy v1 (Kubernetes 1.36+), else webhook.
+*/}}
+{{- define "production-policy.admissionEngine" -}}
+{{- if .Values.admission.engine -}}
+{{- .Values.admission.engine -}}
+{{- else if .Capabilities.APIVersions.Has "admissionregistration.k8s.io/v1/MutatingAdmissionPolicy" -}}
+both
+{{- else -}}
+webhook
+{{- end -}}
+{{- end }}

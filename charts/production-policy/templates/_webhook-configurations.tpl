@@ -8,6 +8,7 @@ Call with (dict "root" $ "caBundle" <base64 PEM or ""> "annotations" <map or nil
 {{- $root := .root -}}
 {{- $caBundle := .caBundle -}}
 {{- $annotations := .annotations -}}
+{{- if eq (include "production-policy.admissionEngine" $root) "webhook" }}
 apiVersion: admissionregistration.k8s.io/v1
 kind: MutatingWebhookConfiguration
 metadata:
@@ -180,4 +181,228 @@ webhooks:
   - v1
   timeoutSeconds: {{ $root.Values.webhook.timeoutSeconds }}
   matchPolicy: Equivalent
+{{- else if eq (include "production-policy.admissionEngine" $root) "apiserver" }}
+apiVersion: admissionregistration.k8s.io/v1
+kind: MutatingWebhookConfiguration
+metadata:
+  name: production-policy
+  {{- with $annotations }}
+  annotations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  labels:
+    {{- include "production-policy.componentLabels" (dict "root" $root "component" "webhook") | nindent 4 }}
+webhooks: []
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata:
+  name: production-policy
+  {{- with $annotations }}
+  annotations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  labels:
+    {{- include "production-policy.componentLabels" (dict "root" $root "component" "webhook") | nindent 4 }}
+webhooks:
+- name: policies.validate.productionpolicy.dev
+  clientConfig:
+    service:
+      namespace: {{ $root.Release.Namespace }}
+      name: {{ include "production-policy.webhookServiceName" $root }}
+      path: /validate-policies
+      port: {{ $root.Values.webhook.service.port }}
+    {{- with $caBundle }}
+    caBundle: {{ . }}
+    {{- end }}
+  rules:
+  - apiGroups:
+    - productionpolicy.dev
+    apiVersions:
+    - v1alpha1
+    resources:
+    - productionpolicies
+    operations:
+    - CREATE
+    - UPDATE
+  failurePolicy: {{ $root.Values.webhook.failurePolicy.validating }}
+  sideEffects: None
+  admissionReviewVersions:
+  - v1
+  timeoutSeconds: {{ $root.Values.webhook.timeoutSeconds }}
+  matchPolicy: Equivalent
+{{- else }}
+apiVersion: admissionregistration.k8s.io/v1
+kind: MutatingWebhookConfiguration
+metadata:
+  name: production-policy
+  {{- with $annotations }}
+  annotations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  labels:
+    {{- include "production-policy.componentLabels" (dict "root" $root "component" "webhook") | nindent 4 }}
+webhooks:
+- name: pods.mutate.productionpolicy.dev
+  clientConfig:
+    service:
+      namespace: {{ $root.Release.Namespace }}
+      name: {{ include "production-policy.webhookServiceName" $root }}
+      path: /mutate-pods
+      port: {{ $root.Values.webhook.service.port }}
+    {{- with $caBundle }}
+    caBundle: {{ . }}
+    {{- end }}
+  rules:
+  - apiGroups:
+    - ''
+    apiVersions:
+    - v1
+    resources:
+    - pods
+    operations:
+    - CREATE
+  failurePolicy: {{ $root.Values.webhook.failurePolicy.mutating }}
+  sideEffects: None
+  admissionReviewVersions:
+  - v1
+  timeoutSeconds: {{ $root.Values.webhook.timeoutSeconds }}
+  matchPolicy: Equivalent
+  namespaceSelector:
+    matchExpressions:
+    - key: kubernetes.io/metadata.name
+      operator: NotIn
+      values: {{ concat (list "kube-node-lease" "kube-public" "kube-system" $root.Release.Namespace) $root.Values.excludeNamespaces | uniq | sortAlpha | toJson }}
+    - key: productionpolicy.dev/ignore
+      operator: NotIn
+      values:
+      - 'true'
+      - 'True'
+      - 'TRUE'
+  reinvocationPolicy: IfNeeded
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata:
+  name: production-policy
+  {{- with $annotations }}
+  annotations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  labels:
+    {{- include "production-policy.componentLabels" (dict "root" $root "component" "webhook") | nindent 4 }}
+webhooks:
+- name: pods.validate.productionpolicy.dev
+  clientConfig:
+    service:
+      namespace: {{ $root.Release.Namespace }}
+      name: {{ include "production-policy.webhookServiceName" $root }}
+      path: /validate-pods
+      port: {{ $root.Values.webhook.service.port }}
+    {{- with $caBundle }}
+    caBundle: {{ . }}
+    {{- end }}
+  rules:
+  - apiGroups:
+    - ''
+    apiVersions:
+    - v1
+    resources:
+    - pods
+    operations:
+    - CREATE
+  failurePolicy: Ignore
+  sideEffects: None
+  admissionReviewVersions:
+  - v1
+  timeoutSeconds: {{ $root.Values.webhook.timeoutSeconds }}
+  matchPolicy: Equivalent
+  namespaceSelector:
+    matchExpressions:
+    - key: kubernetes.io/metadata.name
+      operator: NotIn
+      values: {{ concat (list "kube-node-lease" "kube-public" "kube-system" $root.Release.Namespace) $root.Values.excludeNamespaces | uniq | sortAlpha | toJson }}
+    - key: productionpolicy.dev/ignore
+      operator: NotIn
+      values:
+      - 'true'
+      - 'True'
+      - 'TRUE'
+- name: workloads.validate.productionpolicy.dev
+  clientConfig:
+    service:
+      namespace: {{ $root.Release.Namespace }}
+      name: {{ include "production-policy.webhookServiceName" $root }}
+      path: /validate-workloads
+      port: {{ $root.Values.webhook.service.port }}
+    {{- with $caBundle }}
+    caBundle: {{ . }}
+    {{- end }}
+  rules:
+  - apiGroups:
+    - apps
+    apiVersions:
+    - v1
+    resources:
+    - deployments
+    - statefulsets
+    - daemonsets
+    - replicasets
+    operations:
+    - CREATE
+    - UPDATE
+  - apiGroups:
+    - batch
+    apiVersions:
+    - v1
+    resources:
+    - jobs
+    - cronjobs
+    operations:
+    - CREATE
+    - UPDATE
+  failurePolicy: Ignore
+  sideEffects: None
+  admissionReviewVersions:
+  - v1
+  timeoutSeconds: {{ $root.Values.webhook.timeoutSeconds }}
+  matchPolicy: Equivalent
+  namespaceSelector:
+    matchExpressions:
+    - key: kubernetes.io/metadata.name
+      operator: NotIn
+      values: {{ concat (list "kube-node-lease" "kube-public" "kube-system" $root.Release.Namespace) $root.Values.excludeNamespaces | uniq | sortAlpha | toJson }}
+    - key: productionpolicy.dev/ignore
+      operator: NotIn
+      values:
+      - 'true'
+      - 'True'
+      - 'TRUE'
+- name: policies.validate.productionpolicy.dev
+  clientConfig:
+    service:
+      namespace: {{ $root.Release.Namespace }}
+      name: {{ include "production-policy.webhookServiceName" $root }}
+      path: /validate-policies
+      port: {{ $root.Values.webhook.service.port }}
+    {{- with $caBundle }}
+    caBundle: {{ . }}
+    {{- end }}
+  rules:
+  - apiGroups:
+    - productionpolicy.dev
+    apiVersions:
+    - v1alpha1
+    resources:
+    - productionpolicies
+    operations:
+    - CREATE
+    - UPDATE
+  failurePolicy: {{ $root.Values.webhook.failurePolicy.validating }}
+  sideEffects: None
+  admissionReviewVersions:
+  - v1
+  timeoutSeconds: {{ $root.Values.webhook.timeoutSeconds }}
+  matchPolicy: Equivalent
+{{- end }}
 {{- end -}}

@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes import client
@@ -33,6 +34,9 @@ RETRY_SECONDS = 10.0
 RESYNC_SECONDS = 300.0
 """Send everything again this often: someone (a ``helm upgrade``, an admin) may have changed the objects."""
 TYPE_CHECK_WAIT = 10.0
+CANARY_WAIT = 5.0
+"""How long the canary may take to show: the API server reloads admission policies every second."""
+CANARY_INTERVAL = 0.25
 """Seconds to wait for kube-controller-manager to type-check new VAPs before reading its warnings."""
 
 
@@ -107,7 +111,7 @@ class CompiledPolicies:
             *compilation.objects,
         ]
         changed = [obj for obj in objects if self._applied.get(_key(obj)) != obj]
-        if not changed and self.state is not None and self.state.error is None:
+        if not changed and self.state is not None and _verified(self.state):
             return self.state, compilation.not_compiled
         started = time.monotonic()
         try:
@@ -135,10 +139,26 @@ class CompiledPolicies:
                 return EngineState(
                     error=f"{obj['kind']} {obj['metadata']['name']}: HTTP {answer.status}: {answer.message}"
                 )
-        probe = kubeio.dry_run_create(api, self.settings.operator_namespace, canary_probe())
-        if probe.status >= 400:
-            return EngineState(error=f"canary dry run: HTTP {probe.status}: {probe.message}")
-        return EngineState(None, read_canary(probe.body, probe.warnings), ())
+        return self._canary()
+
+    def _canary(self) -> EngineState:
+        """Dry-run the canary until both policies show, for up to CANARY_WAIT seconds: the API server
+        loads admission policies about once a second, so canary objects just applied may not run yet."""
+        assert self.api is not None
+        deadline = time.monotonic() + CANARY_WAIT
+        while True:
+            now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            probe = kubeio.dry_run_create(
+                self.api,
+                self.settings.operator_namespace,
+                canary_probe(self.settings.operator_namespace, now),
+            )
+            if probe.status >= 400:
+                return EngineState(error=f"canary dry run: HTTP {probe.status}: {probe.message}")
+            result = read_canary(probe.body, probe.warnings)
+            if (result.mutating and result.validating) or time.monotonic() > deadline:
+                return EngineState(None, result, ())
+            time.sleep(CANARY_INTERVAL)
 
     def _type_warnings(self) -> tuple[bool, list[str]]:
         assert self.api is not None
@@ -148,6 +168,14 @@ class CompiledPolicies:
             checked = checked and done
             warnings += [f"{name} {warning}" for warning in found]
         return checked, warnings
+
+
+def _verified(state: EngineState) -> bool:
+    """Whether the last sync applied everything and the canary showed both kinds of policy run (else
+    the next sync checks again, even with nothing to send)."""
+    return (
+        state.error is None and state.canary is not None and state.canary.mutating and state.canary.validating
+    )
 
 
 def _key(obj: dict[str, Any]) -> tuple[str, str]:

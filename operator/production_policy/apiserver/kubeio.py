@@ -91,9 +91,11 @@ def apply(api: client.ApiClient, obj: Mapping[str, Any]) -> Answer:
 
 
 def dry_run_create(api: client.ApiClient, namespace: str, obj: Mapping[str, Any]) -> Answer:
-    """A server-side dry-run create of a core/v1 object: admission runs, nothing is stored."""
+    """A server-side dry-run create of a namespaced object: admission runs, nothing is stored."""
+    group_version = obj["apiVersion"]
+    base = f"/apis/{group_version}" if "/" in group_version else f"/api/{group_version}"
     resource = obj["kind"].lower() + "s"
-    return call(api, "POST", f"/api/v1/namespaces/{namespace}/{resource}", dict(obj), dryRun="All")
+    return call(api, "POST", f"{base}/namespaces/{namespace}/{resource}", dict(obj), dryRun="All")
 
 
 def type_warnings(api: client.ApiClient, name: str) -> tuple[bool, list[str]]:

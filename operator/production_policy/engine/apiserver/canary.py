@@ -2,9 +2,9 @@
 
 With the ``MutatingAdmissionPolicy`` admission plugin (or its feature gate) off, the API server still
 accepts MutatingAdmissionPolicy objects and then does nothing with them: discovery cannot tell.
-So a tiny MAP and VAP, bound to ConfigMaps labelled ``productionpolicy.dev/canary`` in the
-operator's namespace only, annotate and warn; a dry-run create of such a ConfigMap shows whether
-each ran.
+So a tiny MAP and VAP, bound to Events labelled ``productionpolicy.dev/canary`` in the operator's
+namespace only, annotate and warn; a dry-run create of such an Event shows whether each ran. An
+Event because the controller may already create those: the canary needs no permission of its own.
 """
 
 from __future__ import annotations
@@ -14,16 +14,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from production_policy import GROUP
-from production_policy.engine.names import CANARY_ANNOTATION, CANARY_LABEL, NAMESPACE_NAME_LABEL
+from production_policy.engine.names import (
+    CANARY_ANNOTATION,
+    CANARY_LABEL,
+    NAMESPACE_NAME_LABEL,
+    REPORTING_CONTROLLER,
+)
 
 CANARY_NAME = f"{GROUP}-canary"
 CANARY_WARNING = "production-policy canary: validating admission policies run"
 _RULES = [
     {
-        "apiGroups": [""],
+        "apiGroups": ["events.k8s.io"],
         "apiVersions": ["v1"],
         "operations": ["CREATE"],
-        "resources": ["configmaps"],
+        "resources": ["events"],
         "scope": "Namespaced",
     }
 ]
@@ -91,12 +96,26 @@ def canary_objects(operator_namespace: str, labels: Mapping[str, str]) -> list[d
     ]
 
 
-def canary_probe() -> dict[str, Any]:
-    """The ConfigMap to dry-run create in the operator's namespace."""
+def canary_probe(operator_namespace: str, now: str) -> dict[str, Any]:
+    """The Event to dry-run create in the operator's namespace (``now``: RFC 3339 with microseconds)."""
     return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
+        "apiVersion": "events.k8s.io/v1",
+        "kind": "Event",
         "metadata": {"name": CANARY_NAME, "labels": {CANARY_LABEL: "probe"}},
+        # The API server wants an Event about something in its own namespace.
+        "regarding": {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "name": operator_namespace,
+            "namespace": operator_namespace,
+        },
+        "eventTime": now,
+        "reportingController": REPORTING_CONTROLLER,
+        "reportingInstance": CANARY_NAME,
+        "action": "Verify",
+        "reason": "Canary",
+        "type": "Normal",
+        "note": "dry run only: never stored",
     }
 
 
