@@ -192,8 +192,9 @@ def ensure_privileged(engine: Engine, probe_image: str) -> None:
         still, capabilities = _privileged_probe(engine, probe_image)
         if still is not None:
             raise EngineError(f"`docker run --privileged` still fails with {WRAPPER_RUNTIME}: {still}")
+        refusal = next(line for line in failure.splitlines() if CAPS_REFUSED in line)
         note = (
-            f"this host's capability bounding set lacks a capability that --privileged asks for ({failure}); "
+            f"this host's capability bounding set lacks a capability that --privileged asks for ({refusal}); "
             f"our dockerd now runs containers with {WRAPPER_RUNTIME}, which drops CAP_SYS_RESOURCE"
         )
         engine.notes.append(note)
