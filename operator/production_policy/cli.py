@@ -95,12 +95,11 @@ def _run_dev(args: argparse.Namespace) -> int:
 def _uninstall_webhooks(args: argparse.Namespace) -> int:
     # The Helm chart's pre-delete hook: remove the webhook configurations before anything else.
     from production_policy import kube
-    from production_policy.admission import registration
 
     logs.configure(args.log_format, args.log_level)
     api = kube.api_client()
     try:
-        registration.remove_configurations(api, args.name)
+        kube.remove_configurations(api, args.name)
     finally:
         api.close()
     return 0

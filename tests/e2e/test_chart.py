@@ -28,7 +28,8 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from devtools.devcluster.controlplane import free_port
-from production_policy.admission import configuration, registration
+from production_policy.admission import configuration
+from production_policy.kube import webhooks
 from tests.support import processes, rbac
 from tests.support.cluster import Cluster
 from tests.support.helm import CHART, Helm, documents, is_hook, kubectl, one
@@ -109,8 +110,8 @@ def release(
                 "uninstall", RELEASE, "-n", release_namespace, "--wait", "--timeout", "120s", check=False
             )
         # Whatever happened above, no later test may inherit webhooks that point at nothing.
-        for kind in registration.KINDS:
-            registration.delete_configuration(cluster.api, kind, configuration.CONFIGURATION_NAME)
+        for kind in webhooks.KINDS:
+            webhooks.delete_configuration(cluster.api, kind, configuration.CONFIGURATION_NAME)
 
 
 @pytest.fixture(scope="module")
@@ -220,7 +221,7 @@ def test_install_notes_say_what_is_never_enforced_and_how_to_recover(release: Re
 def test_webhook_configurations_trust_the_generated_ca(cluster: Cluster, release: Release) -> None:
     secret = cluster.core.read_namespaced_secret(f"{RELEASE}-webhook-tls", NAMESPACE)
     configs = _webhook_configurations(cluster)
-    assert set(configs) == set(registration.KINDS)
+    assert set(configs) == set(webhooks.KINDS)
     for config in configs.values():
         for webhook in config.webhooks:
             assert webhook.client_config.ca_bundle == secret.data["ca.crt"]
@@ -530,7 +531,7 @@ def test_the_uninstall_hook_command_deletes_exactly_the_webhook_configurations(
     # Helm puts back what was deleted behind its back, with the same CA.
     bundles = {cluster.core.read_namespaced_secret(f"{RELEASE}-webhook-tls", NAMESPACE).data["ca.crt"]}
     release.helm.run("upgrade", RELEASE, str(CHART), "-n", NAMESPACE, "--reuse-values", "--wait")
-    assert set(_webhook_configurations(cluster)) == set(registration.KINDS)
+    assert set(_webhook_configurations(cluster)) == set(webhooks.KINDS)
     assert _ca_bundles(cluster) == bundles
 
 

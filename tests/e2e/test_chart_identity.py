@@ -17,7 +17,8 @@ import pytest
 from kubernetes import client
 
 from devtools.devcluster.controlplane import free_port
-from production_policy.admission import configuration, registration
+from production_policy.admission import configuration
+from production_policy.kube import webhooks
 from tests.support import processes
 from tests.support.cluster import Cluster
 from tests.support.kube import wait_for
@@ -61,7 +62,7 @@ def test_admission_works_as_the_chart_webhook_service_account(
         )
         try:
             wait_for(lambda: process.alive() and _ready(port, ca_pem), 60, what="the webhook process")
-            registration.register_configurations(cluster.api, configs)
+            webhooks.register_configurations(cluster.api, configs)
             policy: dict[str, Any] = {
                 "apiVersion": "productionpolicy.dev/v1alpha1",
                 "kind": "ProductionPolicy",
@@ -99,7 +100,7 @@ def test_admission_works_as_the_chart_webhook_service_account(
                     "productionpolicy.dev", "v1alpha1", "productionpolicies", policy["metadata"]["name"]
                 )
         finally:
-            registration.remove_configurations(cluster.api, configuration.CONFIGURATION_NAME)
+            webhooks.remove_configurations(cluster.api, configuration.CONFIGURATION_NAME)
             process.stop()
 
 

@@ -8,7 +8,7 @@ ServiceAccounts. A fixture that starts ``production-policy webhook`` or ``contro
 permissions. With the default ``admin`` the processes use the cluster's admin kubeconfig.
 
 The ServiceAccounts cannot create webhook configurations (the chart owns those), so under the
-chart identity the test registers them with the admin client (``registration.register_configurations``).
+chart identity the test registers them with the admin client (``kube.register_configurations``).
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def local_webhook(
     """What ``run --dev`` does for itself, for a separate ``production-policy webhook`` process.
 
     Returns the process's arguments (TLS files for 127.0.0.1 written to ``workdir``) and the URL
-    webhook configurations, for the admin to register (``registration.register_configurations``).
+    webhook configurations, for the admin to register (``kube.register_configurations``).
     """
     ca = certs.make_ca("production-policy-test-ca")
     cert, key = workdir / "tls.crt", workdir / "tls.key"

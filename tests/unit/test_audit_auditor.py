@@ -10,7 +10,7 @@ from typing import Any, cast
 import pytest
 from kubernetes import client
 
-from production_policy.audit import kubeio
+from production_policy import kube
 from production_policy.audit.auditor import Auditor
 from production_policy.engine.audit import DEFAULTS_INJECTED, ready_condition
 from production_policy.engine.names import INJECTED_ANNOTATION
@@ -32,7 +32,7 @@ class FakeAPI:
     def __init__(self) -> None:
         self.statuses: dict[str, dict[str, Any]] = {}
         self.patches: list[tuple[str, dict[str, Any]]] = []
-        self.events: list[kubeio.EventSpec] = []
+        self.events: list[kube.EventSpec] = []
 
     def patch_status(self, _api: object, name: str, patch: Mapping[str, Any]) -> dict[str, Any]:
         self.patches.append((name, copy.deepcopy(dict(patch))))
@@ -40,15 +40,15 @@ class FakeAPI:
         self.statuses[name] = {key: value for key, value in status.items() if value is not None}
         return {"status": copy.deepcopy(self.statuses[name])}
 
-    def post_event(self, _api: object, event: kubeio.EventSpec, _instance: str) -> None:
+    def post_event(self, _api: object, event: kube.EventSpec, _instance: str) -> None:
         self.events.append(event)
 
 
 @pytest.fixture
 def api(monkeypatch: pytest.MonkeyPatch) -> FakeAPI:
     fake = FakeAPI()
-    monkeypatch.setattr(kubeio, "patch_status", fake.patch_status)
-    monkeypatch.setattr(kubeio, "post_event", fake.post_event)
+    monkeypatch.setattr(kube, "patch_status", fake.patch_status)
+    monkeypatch.setattr(kube, "post_event", fake.post_event)
     return fake
 
 

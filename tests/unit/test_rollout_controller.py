@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from production_policy import kube
 from production_policy.engine import SourceRef
-from production_policy.engine.rollout import Report, WorkloadFacts
+from production_policy.engine.rollout import WorkloadFacts
 from production_policy.processes.clusterview import ClusterView
 from production_policy.processes.options import ControllerOptions
-from production_policy.rollout import kubeio
 from production_policy.rollout.controller import RETRY_SECONDS, Controller
 from production_policy.rollout.sources import source_data
 from tests.support.engine import policy_dict
@@ -33,25 +33,29 @@ class FakeAPI:
         self.events: list[tuple[str, str]] = []
         self.failing: Exception | None = None
         self.attempts = 0
+        self.generations: dict[str, int] = {}
 
-    def patch_workload(self, _api: object, workload: WorkloadFacts, patch: dict[str, Any]) -> kubeio.Patched:
+    def patch_workload(
+        self, _api: object, _kind: str, _namespace: str, name: str, patch: dict[str, Any]
+    ) -> kube.Patched:
         self.attempts += 1
         if self.failing is not None:
             raise self.failing
-        self.patches.append((workload.name, patch))
-        return kubeio.Patched(
-            str(int(workload.resource_version) + 1), workload.generation + ("spec" in patch)
-        )
+        self.patches.append((name, patch))
+        # A patch carries the resourceVersion it was decided on; a template change is a new generation.
+        generation = self.generations.get(name, facts().generation) + ("spec" in patch)
+        self.generations[name] = generation
+        return kube.Patched(str(int(patch["metadata"]["resourceVersion"]) + 1), generation)
 
-    def post_event(self, _api: object, workload: WorkloadFacts, report: Report, _instance: str) -> None:
-        self.events.append((workload.name, report.reason))
+    def post_event(self, _api: object, event: kube.EventSpec, _instance: str) -> None:
+        self.events.append((event.regarding["name"], event.reason))
 
 
 @pytest.fixture
 def api(monkeypatch: pytest.MonkeyPatch) -> FakeAPI:
     fake = FakeAPI()
-    monkeypatch.setattr(kubeio, "patch_workload", fake.patch_workload)
-    monkeypatch.setattr(kubeio, "post_event", fake.post_event)
+    monkeypatch.setattr(kube, "patch_workload", fake.patch_workload)
+    monkeypatch.setattr(kube, "post_event", fake.post_event)
     return fake
 
 
@@ -124,7 +128,7 @@ def test_a_change_rolls_one_workload_at_a_time_under_a_cap_of_one(api: FakeAPI) 
     asyncio.run(scenario())
 
 
-@pytest.mark.parametrize("failure", [kubeio.Conflict("changed"), RuntimeError("connection reset")])
+@pytest.mark.parametrize("failure", [kube.Conflict("changed"), RuntimeError("connection reset")])
 def test_a_write_that_fails_gives_its_place_back(api: FakeAPI, failure: Exception) -> None:
     async def scenario() -> None:
         controller = make_controller()
@@ -138,7 +142,7 @@ def test_a_write_that_fails_gives_its_place_back(api: FakeAPI, failure: Exceptio
             assert controller.fleet.in_flight == {}  # the place reserved at decision time is given back
             assert api.patches == [] and api.events == []
             wake_at = controller.fleet.wake_at()
-            if isinstance(failure, kubeio.Conflict):
+            if isinstance(failure, kube.Conflict):
                 assert wake_at is None  # looked at again when its next version arrives
             else:
                 assert wake_at is not None and wake_at >= started + RETRY_SECONDS

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-from kubernetes.client.rest import ApiException
 
+from production_policy import kube
 from production_policy.engine import SourceRef
 from production_policy.processes.options import ControllerOptions
 from production_policy.rollout import sources
@@ -110,7 +110,7 @@ def test_an_expired_watch_lists_again_and_a_failure_retries(monkeypatch: pytest.
         def watch_from(version: str) -> str:
             calls.append(f"watch {version}")
             if len(calls) == 2:
-                raise ApiException(status=410)  # too old: list again
+                raise kube.Expired("410")  # too old: list again
             if len(calls) == 4:
                 raise ConnectionError("reset")  # trouble: watch again from the same version
             cache._stopping.set()

@@ -18,10 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
-from kubernetes import client
-
-from production_policy import metrics
-from production_policy.apiserver import kubeio
+from production_policy import kube, metrics
 from production_policy.engine.apiserver import ENFORCE_NAME, WARN_NAME, InstallSettings, compile_policies
 from production_policy.engine.apiserver.canary import canary_objects, canary_probe, read_canary
 from production_policy.engine.apiserver.report import EngineState, compiled_condition
@@ -47,7 +44,7 @@ class CompiledPolicies:
         self.view = view
         self.settings = settings
         self.on_change = on_change
-        self.api: client.ApiClient | None = None
+        self.api: kube.ApiClient | None = None
         self.state: EngineState | None = None
         self.not_compiled: dict[str, list[str]] = {}
         self._applied: dict[tuple[str, str], dict[str, Any]] = {}
@@ -133,7 +130,7 @@ class CompiledPolicies:
         # on a busy 2-CPU machine): send the changed objects at once, not one after the other. A
         # binding arriving before its policy is skipped by the API server, as if it were absent.
         with ThreadPoolExecutor(max_workers=max(len(objects), 1)) as pool:
-            answers = list(pool.map(lambda obj: kubeio.apply(api, obj), objects))
+            answers = list(pool.map(lambda obj: kube.apply_admission_object(api, obj), objects))
         for obj, answer in zip(objects, answers, strict=True):
             if answer.status >= 400:
                 return EngineState(
@@ -148,7 +145,7 @@ class CompiledPolicies:
         deadline = time.monotonic() + CANARY_WAIT
         while True:
             now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-            probe = kubeio.dry_run_create(
+            probe = kube.dry_run_create(
                 self.api,
                 self.settings.operator_namespace,
                 canary_probe(self.settings.operator_namespace, now),
@@ -164,7 +161,7 @@ class CompiledPolicies:
         assert self.api is not None
         checked, warnings = True, []
         for name in (ENFORCE_NAME, WARN_NAME):
-            done, found = kubeio.type_warnings(self.api, name)
+            done, found = kube.type_warnings(self.api, name)
             checked = checked and done
             warnings += [f"{name} {warning}" for warning in found]
         return checked, warnings

@@ -17,10 +17,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from kubernetes import client
-
+from production_policy import kube
 from production_policy.api import MAX_STATUS_VIOLATIONS
-from production_policy.audit import kubeio
 from production_policy.engine import CompiledPolicy, audit
 from production_policy.processes.clusterview import ClusterView, NamespaceChange, PolicyChange
 from production_policy.processes.options import ControllerOptions
@@ -55,7 +53,7 @@ class Auditor:
         self,
         view: ClusterView,
         options: ControllerOptions,
-        api: client.ApiClient,
+        api: kube.ApiClient,
         compiled: Callable[[str], tuple[str, str, str]] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -71,7 +69,7 @@ class Auditor:
         self.pending = audit.PendingWork()
         self._reported: dict[audit.WorkloadRef, tuple[str, ...]] = {}
         self._wakeup = asyncio.Event()
-        self._events: asyncio.Queue[kubeio.EventSpec] = asyncio.Queue(EVENT_QUEUE_SIZE)
+        self._events: asyncio.Queue[kube.EventSpec] = asyncio.Queue(EVENT_QUEUE_SIZE)
 
     # What the watch handlers and the view call: bookkeeping and pure judging only, never I/O.
 
@@ -174,11 +172,9 @@ class Auditor:
             "uid": subject.uid,
         }
         note = audit.injected_note(ref, injected)
-        self._post(
-            kubeio.EventSpec(ref.namespace, regarding, audit.DEFAULTS_INJECTED, note, action="Default")
-        )
+        self._post(kube.EventSpec(ref.namespace, regarding, audit.DEFAULTS_INJECTED, note, action="Default"))
 
-    def _post(self, event: kubeio.EventSpec) -> None:
+    def _post(self, event: kube.EventSpec) -> None:
         try:
             self._events.put_nowait(event)
         except asyncio.QueueFull:
@@ -191,13 +187,13 @@ class Auditor:
         while True:
             event = await self._events.get()
             try:
-                await asyncio.to_thread(kubeio.post_event, self.api, event, self.options.instance)
+                await asyncio.to_thread(kube.post_event, self.api, event, self.options.instance)
             except Exception as exc:
                 log.warning(
                     "could not post Event %s about %s: %s",
                     event.reason,
                     event.regarding.get("name"),
-                    kubeio.describe_error(exc),
+                    kube.describe_error(exc),
                 )
 
     def close(self) -> None:
@@ -247,12 +243,12 @@ class Auditor:
         if patch is None:
             return
         try:
-            result = await asyncio.to_thread(kubeio.patch_status, self.api, name, patch)
-        except kubeio.Gone:
+            result = await asyncio.to_thread(kube.patch_status, self.api, name, patch)
+        except kube.Gone:
             return
         except Exception as exc:
             log.warning(
-                "policy %s: status write failed (%s); trying again soon", name, kubeio.describe_error(exc)
+                "policy %s: status write failed (%s); trying again soon", name, kube.describe_error(exc)
             )
             asyncio.get_running_loop().call_later(RETRY_SECONDS, self._mark, {name})
             return
@@ -274,5 +270,5 @@ class Auditor:
                 "policy %s: %s: %s", name, change.reason, change.note
             )
             self._post(
-                kubeio.EventSpec.about_policy(name, record.uid, change.reason, change.note, change.warning)
+                kube.EventSpec.about_policy(name, record.uid, change.reason, change.note, change.warning)
             )

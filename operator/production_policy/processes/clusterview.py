@@ -150,15 +150,12 @@ def register_views(registry: kopf.OperatorRegistry, view: ClusterView) -> None:
 
 def initial_sync(view: ClusterView) -> None:
     """Load every policy and namespace before serving, so the first answer is already right."""
-    from kubernetes import client
-
     api = kube.api_client()
     try:
-        policies = client.CustomObjectsApi(api).list_cluster_custom_object(GROUP, VERSION, PLURAL)
-        for item in policies.get("items", []):
+        for item in kube.list_policies(api):
             view.put_policy(item)
-        for namespace in client.CoreV1Api(api).list_namespace().items:
-            view.put_namespace(namespace.metadata.name, namespace.metadata.labels)
+        for name, labels in kube.list_namespaces(api):
+            view.put_namespace(name, labels)
     finally:
         api.close()
     view.synced = True

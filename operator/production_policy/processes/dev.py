@@ -12,11 +12,8 @@ import base64
 import tempfile
 from pathlib import Path
 
-from kubernetes import client
-from kubernetes.client.rest import ApiException
-
 from production_policy import certs, kube
-from production_policy.admission import configuration, registration, server
+from production_policy.admission import configuration, server
 from production_policy.apiserver import register_compiled
 from production_policy.audit import Auditor, register_audit
 from production_policy.processes import runtime, webhook
@@ -40,26 +37,18 @@ async def run_dev(port: int, settings: configuration.WebhookSettings, controller
         registry = runtime.new_registry()
         try:
             # In a cluster Helm creates it; locally it holds the controller's digest key.
-            await loop.run_in_executor(None, _ensure_namespace, api, controller.operator_namespace)
+            await loop.run_in_executor(None, kube.ensure_namespace, api, controller.operator_namespace)
             async with webhook.admission_served(registry, options) as view:
                 register_controller(registry, view, controller)
                 audit: runtime.Started[Auditor] = runtime.Started("the audit")
                 compiled = register_compiled(registry, view, controller, audit)
                 register_audit(registry, view, controller, audit, compiled.condition if compiled else None)
-                await loop.run_in_executor(None, registration.register_configurations, api, configs)
+                await loop.run_in_executor(None, kube.register_configurations, api, configs)
                 try:
                     await runtime.run_operator(registry)
                 finally:
                     await loop.run_in_executor(
-                        None, registration.remove_configurations, api, configuration.CONFIGURATION_NAME
+                        None, kube.remove_configurations, api, configuration.CONFIGURATION_NAME
                     )
         finally:
             api.close()
-
-
-def _ensure_namespace(api: client.ApiClient, name: str) -> None:
-    try:
-        client.CoreV1Api(api).create_namespace({"metadata": {"name": name}})
-    except ApiException as exc:
-        if exc.status != 409:
-            raise

@@ -19,14 +19,10 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from kubernetes import client
-from kubernetes.client.rest import ApiException
-
-from production_policy import metrics
+from production_policy import kube, metrics
 from production_policy.engine import rollout
 from production_policy.processes.clusterview import ClusterView
 from production_policy.processes.options import ControllerOptions
-from production_policy.rollout import kubeio
 from production_policy.rollout.sources import SourceCache
 from production_policy.rollout.store import WorkloadKey, WorkloadStore
 
@@ -41,6 +37,14 @@ RETRY_SECONDS = 10.0
 WRITE_CONCURRENCY = 16
 """Writes (patches and their Events) in flight at once."""
 
+EVENT_ACTIONS = {
+    "ConfigRollout": "RollingRestart",
+    "ConfigRolloutBlocked": "Hold",
+    "ConfigRolloutBreakerOpen": "Hold",
+    "ConfigRolloutBreakerClosed": "Resume",
+}
+"""The ``action`` of each Event the controller posts, by reason (any other: ``Report``)."""
+
 
 class Controller:
     """The config-rollout controller: facts, the fleet ledger, and the loop that acts on it.
@@ -50,7 +54,7 @@ class Controller:
     """
 
     def __init__(
-        self, view: ClusterView, options: ControllerOptions, api: client.ApiClient, hmac_key: bytes
+        self, view: ClusterView, options: ControllerOptions, api: kube.ApiClient, hmac_key: bytes
     ) -> None:
         self.view = view
         self.options = options
@@ -158,9 +162,9 @@ class Controller:
         log.error(
             "config rollout of %s %s/%s failed (%s); looking again in %.0fs",
             *key,
-            kubeio.describe_error(exc),
+            kube.describe_error(exc),
             RETRY_SECONDS,
-            exc_info=not isinstance(exc, ApiException),
+            exc_info=not kube.is_api_error(exc),
         )
         self.fleet.retry_at(key, time.time() + RETRY_SECONDS)
 
@@ -227,8 +231,10 @@ class Controller:
         self, facts: rollout.WorkloadFacts, decision: rollout.Decision, patch: dict[str, Any]
     ) -> bool:
         try:
-            patched = await self._call(kubeio.patch_workload, self.api, facts, patch)
-        except kubeio.Conflict:
+            patched = await self._call(
+                kube.patch_workload, self.api, facts.kind, facts.namespace, facts.name, patch
+            )
+        except kube.Conflict:
             # The workload changed since these facts: its newer version is on its way to us.
             log.debug(
                 "%s: changed meanwhile, not written; looking again at its next version", facts.describe()
@@ -239,7 +245,7 @@ class Controller:
                 "%s: %s write failed (%s); looking again in %.0fs",
                 facts.describe(),
                 decision.write.value,
-                kubeio.describe_error(exc),
+                kube.describe_error(exc),
                 RETRY_SECONDS,
             )
             metrics.ERRORS.labels("rollout").inc()
@@ -285,10 +291,20 @@ class Controller:
     async def _report(self, facts: rollout.WorkloadFacts, report: rollout.Report) -> None:
         if report.reason == "ConfigRolloutBreakerOpen":
             metrics.BREAKER_TRIPS.inc()
+        event = kube.EventSpec.about_workload(
+            facts.kind,
+            facts.namespace,
+            facts.name,
+            facts.uid,
+            report.reason,
+            report.note,
+            report.warning,
+            action=EVENT_ACTIONS.get(report.reason, "Report"),
+        )
         try:
-            await self._call(kubeio.post_event, self.api, facts, report, self.options.instance)
+            await self._call(kube.post_event, self.api, event, self.options.instance)
         except Exception as exc:
             metrics.ERRORS.labels("rollout").inc()
             log.warning(
-                "%s: could not post Event %s: %s", facts.describe(), report.reason, kubeio.describe_error(exc)
+                "%s: could not post Event %s: %s", facts.describe(), report.reason, kube.describe_error(exc)
             )

@@ -14,19 +14,14 @@ loop. Only digests cross over to the loop, where the cache lives.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from kubernetes import client, watch
-from kubernetes.client.rest import ApiException
-
-from production_policy import metrics
+from production_policy import kube, metrics
 from production_policy.engine import rollout
 from production_policy.engine.digests import key_digests
-from production_policy.rollout import kubeio
 
 log = logging.getLogger(__name__)
 
@@ -56,19 +51,14 @@ class SourceCache:
     def __init__(
         self,
         kind: str,
-        api: client.ApiClient,
+        api: kube.ApiClient,
         ignored: frozenset[str],
         hmac_key: bytes,
         changed: Callable[[str, str, str], None],
     ) -> None:
-        core = client.CoreV1Api(api)
         self.kind = kind
         self.synced = asyncio.Event()
-        self._list = (
-            core.list_config_map_for_all_namespaces
-            if kind == "ConfigMap"
-            else core.list_secret_for_all_namespaces
-        )
+        self._api = api
         # The API server leaves out the ignored namespaces: their data never even reaches us.
         self._selector = ",".join(f"metadata.namespace!={namespace}" for namespace in sorted(ignored))
         self._hmac_key = hmac_key
@@ -76,7 +66,7 @@ class SourceCache:
         self._entries: dict[SourceKey, rollout.SourceData] = {}
         self._stopping = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._watch: watch.Watch | None = None
+        self._watch = kube.Watch(api, kind, self._selector)
 
     def get(self, namespace: str, name: str) -> rollout.SourceData | None:
         """The digests of one source; None if it does not exist (or is not listed yet)."""
@@ -92,8 +82,7 @@ class SourceCache:
 
     def stop(self) -> None:
         self._stopping.set()
-        if self._watch is not None:
-            self._watch.stop()
+        self._watch.stop()
 
     # In the loop.
 
@@ -125,12 +114,9 @@ class SourceCache:
                     entries, version = self._list_all()
                     self._post(self._replace, entries)
                 version = self._watch_from(version)
-            except ApiException as exc:
-                if exc.status == 410:  # our version is too old to watch from: list afresh
-                    log.info("%s watch expired; listing them again", self.kind)
-                    version = None
-                    continue
-                self._failed(exc)
+            except kube.Expired:  # our version is too old to watch from: list afresh
+                log.info("%s watch expired; listing them again", self.kind)
+                version = None
             except Exception as exc:  # connection trouble: watch again from where we were
                 self._failed(exc)
 
@@ -141,7 +127,7 @@ class SourceCache:
         log.warning(
             "%ss: list or watch failed (%s); again in %.0fs",
             self.kind,
-            kubeio.describe_error(exc),
+            kube.describe_error(exc),
             RETRY_SECONDS,
         )
         self._stopping.wait(RETRY_SECONDS)
@@ -150,15 +136,7 @@ class SourceCache:
         entries: dict[SourceKey, rollout.SourceData] = {}
         token: str | None = None
         while True:
-            # Raw JSON, not the client's models: a page of Secrets is parsed once and dropped.
-            response = self._list(
-                limit=PAGE_SIZE,
-                _continue=token,
-                field_selector=self._selector,
-                _preload_content=False,
-                _request_timeout=kubeio.TIMEOUT * 3,
-            )
-            page = json.loads(response.data)
+            page = kube.list_page(self._api, self.kind, PAGE_SIZE, token, self._selector)
             for item in page.get("items") or ():
                 entries[_key_of(item)] = source_data(self._hmac_key, item)
             token = (page.get("metadata") or {}).get("continue")
@@ -166,20 +144,11 @@ class SourceCache:
                 return entries, page["metadata"]["resourceVersion"]
 
     def _watch_from(self, version: str) -> str:
-        self._watch = watch.Watch()
-        for event in self._watch.stream(
-            self._list,
-            resource_version=version,
-            allow_watch_bookmarks=True,
-            timeout_seconds=WATCH_SECONDS,
-            field_selector=self._selector,
-            _request_timeout=(kubeio.TIMEOUT, WATCH_SECONDS + 30),
-        ):
-            body = event["raw_object"]
+        for event_type, body in self._watch.events(version, WATCH_SECONDS):
             version = (body.get("metadata") or {}).get("resourceVersion") or version
-            if event["type"] in ("ADDED", "MODIFIED"):
+            if event_type in ("ADDED", "MODIFIED"):
                 self._post(self._put, _key_of(body), source_data(self._hmac_key, body))
-            elif event["type"] == "DELETED":
+            elif event_type == "DELETED":
                 self._post(self._put, _key_of(body), None)
             if self._stopping.is_set():
                 break

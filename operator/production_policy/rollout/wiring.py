@@ -21,8 +21,8 @@ from production_policy.engine import kinds, rollout
 from production_policy.processes import runtime
 from production_policy.processes.clusterview import ClusterView
 from production_policy.processes.options import ControllerOptions
-from production_policy.rollout import kubeio
 from production_policy.rollout.controller import WRITE_CONCURRENCY, Controller
+from production_policy.rollout.key import load_or_create_key
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ def register_controller(
         # The writes in flight, and the two long-lived watches of ConfigMaps and Secrets.
         api = kube.api_client(connections=WRITE_CONCURRENCY + 2)
         hmac_key = await asyncio.to_thread(
-            kubeio.load_or_create_key, api, options.operator_namespace, options.key_secret
+            load_or_create_key, api, options.operator_namespace, options.key_secret
         )
         controller = started.set(Controller(view, options, api, hmac_key))
         controller.start()

@@ -1,4 +1,4 @@
-"""Create and delete the webhook configurations through the API.
+"""Create and delete the webhook configurations (built by ``admission.configuration``).
 
 In a cluster the Helm chart owns them; this is for local runs (``run --dev``, tests) and for the
 chart's pre-delete hook (``production-policy uninstall-webhooks``), which removes them before
@@ -13,6 +13,8 @@ from typing import Any
 
 from kubernetes import client
 from kubernetes.client.rest import ApiException
+
+from production_policy.kube.client import TIMEOUT
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +38,7 @@ def _method(api_client: client.ApiClient, name: str) -> Any:
 def delete_configuration(api_client: client.ApiClient, kind: str, name: str) -> bool:
     """Delete one configuration; ``False`` if it was already gone."""
     try:
-        _method(api_client, _DELETE[kind])(name)
+        _method(api_client, _DELETE[kind])(name, _request_timeout=TIMEOUT)
     except ApiException as exc:
         if exc.status != 404:
             raise
@@ -50,12 +52,12 @@ def register_configurations(api_client: client.ApiClient, configs: list[dict[str
         kind, name = config["kind"], config["metadata"]["name"]
         create = _method(api_client, _CREATE[kind])
         try:
-            create(config)
+            create(config, _request_timeout=TIMEOUT)
         except ApiException as exc:
             if exc.status != 409:
                 raise
             delete_configuration(api_client, kind, name)
-            create(config)
+            create(config, _request_timeout=TIMEOUT)
         log.info("registered %s %s", kind, name)
 
 

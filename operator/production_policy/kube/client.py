@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import Any, TypeAlias
 
 import kopf
 from kubernetes import client, config
@@ -13,8 +13,15 @@ from kubernetes.client.rest import ApiException
 TIMEOUT = 10.0
 """Seconds for one short call (a read or a write of one object)."""
 
+ApiClient: TypeAlias = client.ApiClient
+"""A connection pool to the API server; the first argument of every call of this package."""
 
-def api_client(connections: int | None = None) -> client.ApiClient:
+TIMEOUT = 10.0
+"""Seconds for one short call (a read or a write of one object): a slow API server delays our
+work but never wedges it."""
+
+
+def api_client(connections: int | None = None) -> ApiClient:
     """In a pod, the ServiceAccount; elsewhere $KUBECONFIG or ~/.kube/config.
 
     ``connections``: how many calls may be in flight at once (the client's default is 5 per core).

@@ -1,5 +1,8 @@
 """The calls the compiled admission policies need: server-side apply, a dry-run create, a status read.
 
+(Error answers are returned whole here, Status body included: the API server's message says which
+expression of a compiled policy it refused, and these objects hold no user data.)
+
 Raw requests through the official client, because its typed APIs drop the response's Warning
 headers (the API server's answer to a dry run, and its type-check findings) and may lag behind
 ``admissionregistration.k8s.io/v1`` kinds. Blocking; run them in a worker thread.
@@ -13,12 +16,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from production_policy.engine.names import FIELD_MANAGER
+from production_policy.kube.client import TIMEOUT, ApiClient
 
-TIMEOUT = 10.0
 ADMISSION_API = "/apis/admissionregistration.k8s.io/v1"
 _WARNING = re.compile(r'^\d{3} \S+ "(?P<text>(?:[^"\\]|\\.)*)"')
 
@@ -47,7 +49,7 @@ def warnings_of(headers: Any) -> list[str]:
     return texts
 
 
-def call(api: client.ApiClient, method: str, path: str, body: Any = None, **query: str) -> Answer:
+def call(api: ApiClient, method: str, path: str, body: Any = None, **query: str) -> Answer:
     """One request; an error status is an answer too (network errors raise)."""
     content_type = "application/apply-patch+yaml" if method == "PATCH" else "application/json"
     try:
@@ -77,7 +79,7 @@ def plural(kind: str) -> str:
     return lowered[:-1] + "ies" if lowered.endswith("policy") else lowered + "s"
 
 
-def apply(api: client.ApiClient, obj: Mapping[str, Any]) -> Answer:
+def apply_admission_object(api: ApiClient, obj: Mapping[str, Any]) -> Answer:
     """Server-side apply of a compiled object with our field manager (forced: the fields are ours)."""
     name = obj["metadata"]["name"]
     return call(
@@ -90,7 +92,7 @@ def apply(api: client.ApiClient, obj: Mapping[str, Any]) -> Answer:
     )
 
 
-def dry_run_create(api: client.ApiClient, namespace: str, obj: Mapping[str, Any]) -> Answer:
+def dry_run_create(api: ApiClient, namespace: str, obj: Mapping[str, Any]) -> Answer:
     """A server-side dry-run create of a namespaced object: admission runs, nothing is stored."""
     group_version = obj["apiVersion"]
     base = f"/apis/{group_version}" if "/" in group_version else f"/api/{group_version}"
@@ -98,7 +100,7 @@ def dry_run_create(api: client.ApiClient, namespace: str, obj: Mapping[str, Any]
     return call(api, "POST", f"{base}/namespaces/{namespace}/{resource}", dict(obj), dryRun="All")
 
 
-def type_warnings(api: client.ApiClient, name: str) -> tuple[bool, list[str]]:
+def type_warnings(api: ApiClient, name: str) -> tuple[bool, list[str]]:
     """(checked, warnings) of a ValidatingAdmissionPolicy's ``status.typeChecking``: checked once
     kube-controller-manager has type-checked its current generation."""
     answer = call(api, "GET", f"{ADMISSION_API}/validatingadmissionpolicies/{name}")

@@ -1,0 +1,74 @@
+"""The one door to the API server: every call the product makes goes through this package.
+
+Nothing else in ``production_policy`` imports the ``kubernetes`` client (kopf, in the process
+shells, keeps its own connections: its watches and its login, which :func:`kopf_login` gives it).
+Calls are blocking; the async shells run them in worker threads. Each has a timeout, each write our
+field manager, and errors are described without the response body (:func:`describe_error`), which
+could quote what was sent or stored.
+
+- :mod:`.client`: the client factory and the timeout.
+- :mod:`.errors`: :class:`Conflict`, :class:`Gone`, :class:`Expired`, :func:`describe_error`.
+- :mod:`.events`: :class:`EventSpec` and :func:`post_event`.
+- :mod:`.writes`: the workload patch, the status patch, the digest key's Secret, namespaces.
+- :mod:`.listings`: the initial listings, and paged list-then-watch of ConfigMaps and Secrets.
+- :mod:`.webhooks`: registering and removing the webhook configurations.
+- :mod:`.leases`: the Lease of the controller's leader election.
+- :mod:`.admissionpolicies`: applying the compiled admission policies, dry runs, their type checks.
+"""
+
+from production_policy.kube.admissionpolicies import (
+    Answer,
+    apply_admission_object,
+    dry_run_create,
+    type_warnings,
+)
+from production_policy.kube.client import TIMEOUT, ApiClient, api_client, kopf_login
+from production_policy.kube.errors import Conflict, Expired, Gone, describe_error, is_api_error
+from production_policy.kube.events import EventSpec, post_event
+from production_policy.kube.leases import LeaseStore
+from production_policy.kube.listings import Watch, list_namespaces, list_page, list_policies
+from production_policy.kube.webhooks import (
+    delete_configuration,
+    register_configurations,
+    remove_configurations,
+)
+from production_policy.kube.writes import (
+    Patched,
+    create_secret,
+    ensure_namespace,
+    patch_status,
+    patch_workload,
+    read_secret_data,
+)
+
+__all__ = [
+    "TIMEOUT",
+    "Answer",
+    "ApiClient",
+    "Conflict",
+    "EventSpec",
+    "Expired",
+    "Gone",
+    "LeaseStore",
+    "Patched",
+    "Watch",
+    "api_client",
+    "apply_admission_object",
+    "create_secret",
+    "delete_configuration",
+    "describe_error",
+    "dry_run_create",
+    "ensure_namespace",
+    "is_api_error",
+    "kopf_login",
+    "list_namespaces",
+    "list_page",
+    "list_policies",
+    "patch_status",
+    "patch_workload",
+    "post_event",
+    "read_secret_data",
+    "register_configurations",
+    "remove_configurations",
+    "type_warnings",
+]
