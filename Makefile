@@ -60,10 +60,11 @@ fmt: $(STAMP)  ## format the code and apply ruff's safe fixes
 	$(BIN)/ruff format $(SOURCES)
 	$(BIN)/ruff check --fix $(SOURCES)
 
-lint: $(STAMP)  ## ruff (rules and format), then typecheck
+lint: $(STAMP)  ## ruff (rules and format), typecheck, the layer contracts (.importlinter)
 	$(BIN)/ruff check $(SOURCES)
 	$(BIN)/ruff format --check $(SOURCES)
 	$(MAKE) --no-print-directory typecheck
+	$(BIN)/lint-imports --no-cache
 
 typecheck: $(STAMP)  ## mypy (strict) over the package, devtools, bench and tests
 	$(BIN)/mypy
