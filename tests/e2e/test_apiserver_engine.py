@@ -98,8 +98,18 @@ def _wait_condition(cluster: Cluster, policy: str, status: str, reason: str) -> 
 
 
 def _namespaces(cluster: Cluster) -> None:
+    """The operator's and the excluded namespace, Active (one left Terminating by an earlier module
+    is waited out and made again: the operator cannot write its Secret or canary Event there)."""
     for name in (OPERATOR_NAMESPACE, EXCLUDED_NAMESPACE):
-        call(cluster.api, "POST", "/api/v1/namespaces", {"metadata": {"name": name}})
+
+        def active(ns: str = name) -> bool:
+            answer = call(cluster.api, "GET", f"/api/v1/namespaces/{ns}")
+            if answer.status == 404:
+                call(cluster.api, "POST", "/api/v1/namespaces", {"metadata": {"name": ns}})
+                return False
+            return bool(answer.body.get("status", {}).get("phase") == "Active")
+
+        wait_for(active, 120, what=f"namespace {name} to be Active")
 
 
 @pytest.fixture
