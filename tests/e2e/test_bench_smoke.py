@@ -75,10 +75,14 @@ def test_memory(results: Path) -> None:
     assert all(step["rss_mib"] > 0 for step in steps)
 
 
-def test_reloader_outcome_is_recorded(results: Path) -> None:
+def test_reloader_without_a_binary_says_so_and_exits_cleanly(
+    results: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("RELOADER_BIN", raising=False)
     reloader.run(results)
     data = json.loads((results / "reloader.json").read_text())
-    assert data["outcome"] and (data["built"] or data["attempts"])
+    assert data["built"] is False
+    assert data["outcome"].startswith("not run: no Reloader binary given")
 
 
 def test_plots_and_summary(results: Path) -> None:
