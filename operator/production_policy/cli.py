@@ -41,6 +41,9 @@ def _operator_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_webhook(args: argparse.Namespace) -> int:
+    from production_policy import processes
+
+    processes.import_kopf()
     from production_policy.admission import server
     from production_policy.processes import webhook
 
@@ -65,6 +68,9 @@ def _controller_options(args: argparse.Namespace) -> Any:
 
 
 def _run_controller(args: argparse.Namespace) -> int:
+    from production_policy import processes
+
+    processes.import_kopf()
     from production_policy.processes.controller import run_controller
 
     logs.configure(args.log_format, args.log_level)
@@ -74,6 +80,9 @@ def _run_controller(args: argparse.Namespace) -> int:
 
 
 def _run_dev(args: argparse.Namespace) -> int:
+    from production_policy import processes
+
+    processes.import_kopf()
     from production_policy.admission.configuration import WebhookSettings
     from production_policy.processes import dev
 

@@ -17,6 +17,7 @@ import pytest
 from kubernetes import client
 
 from devtools.devcluster.controlplane import free_port
+from production_policy import kube
 from production_policy.admission import configuration
 from production_policy.kube import webhooks
 from tests.support import processes
@@ -41,13 +42,20 @@ INJECTED = "productionpolicy.dev/injected"
 
 
 def test_admission_works_as_the_chart_webhook_service_account(
-    cluster: Cluster, crd: dict[str, object], namespace: str, tmp_path: Path, no_chart_webhooks: None
+    cluster: Cluster,
+    crd: dict[str, object],
+    namespace: str,
+    tmp_path: Path,
+    no_chart_webhooks: None,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # The identity comes from the same helper `--operator-identity=chart` uses, with a release
     # name of its own.
     operator_namespace = "pp-chart-identity"
     settings = configuration.WebhookSettings(operator_namespace=operator_namespace)
     custom = client.CustomObjectsApi(cluster.api)
+    monkeypatch.setenv("KUBECONFIG", str(cluster.kubeconfig))  # the door logs in as kopf does
+    admin = kube.api_client()
     with operator_identity(
         "chart", cluster.kubeconfig, operator_namespace, tmp_path, release="pp-chart-check"
     ) as who:
@@ -62,7 +70,7 @@ def test_admission_works_as_the_chart_webhook_service_account(
         )
         try:
             wait_for(lambda: process.alive() and _ready(port, ca_pem), 60, what="the webhook process")
-            webhooks.register_configurations(cluster.api, configs)
+            webhooks.register_configurations(admin, configs)
             policy: dict[str, Any] = {
                 "apiVersion": "productionpolicy.dev/v1alpha1",
                 "kind": "ProductionPolicy",
@@ -100,7 +108,7 @@ def test_admission_works_as_the_chart_webhook_service_account(
                     "productionpolicy.dev", "v1alpha1", "productionpolicies", policy["metadata"]["name"]
                 )
         finally:
-            webhooks.remove_configurations(cluster.api, configuration.CONFIGURATION_NAME)
+            webhooks.remove_configurations(admin, configuration.CONFIGURATION_NAME)
             process.stop()
 
 

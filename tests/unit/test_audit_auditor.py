@@ -8,7 +8,6 @@ from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 import pytest
-from kubernetes import client
 
 from production_policy import kube
 from production_policy.audit.auditor import Auditor
@@ -63,7 +62,7 @@ class Clock:
 def make_auditor() -> tuple[Auditor, ClusterView, Clock]:
     view, clock = ClusterView(), Clock()
     options = ControllerOptions(operator_namespace="pp", instance="test")
-    auditor = Auditor(view, options, cast(client.ApiClient, object()), clock=clock)  # the calls are faked
+    auditor = Auditor(view, options, cast(kube.ApiClient, object()), clock=clock)  # the calls are faked
     view.on_policy_change(auditor.policy_changed)
     view.on_namespace_change(auditor.namespace_changed)
     return auditor, view, clock

@@ -20,7 +20,8 @@ LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
 PLANTED = {
     "engine-pure": ("engine/names.py", "import kopf"),
-    "one-door": ("processes/clusterview.py", "from kubernetes import client"),
+    "no-official-client": ("kube/client.py", "from kubernetes import client"),
+    "one-door": ("processes/clusterview.py", "import urllib3"),
     "door-below-shells": ("kube/errors.py", "import production_policy.rollout.sources"),
     "shells-independent": ("audit/wiring.py", "from production_policy.rollout import wiring"),
     "api-below-engine": ("api/status.py", "import production_policy.engine.names"),

@@ -6,10 +6,10 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
-from kubernetes import client
 
 from production_policy import kube
 from production_policy.engine import SourceRef
@@ -20,6 +20,9 @@ from production_policy.rollout.controller import RETRY_SECONDS, Controller
 from production_policy.rollout.sources import source_data
 from tests.support.engine import policy_dict
 from tests.support.rollout import applied, facts
+
+NO_API = cast(kube.ApiClient, SimpleNamespace(close=lambda: None))
+"""Where the API client goes; these tests replace every call that would use it."""
 
 KEY = b"k" * 32
 ROLLOUTS = {"enabled": True, "debounceSeconds": 0, "minIntervalSeconds": 0, "maxConcurrent": 1}
@@ -75,7 +78,7 @@ def workload(name: str) -> WorkloadFacts:
 def make_controller() -> Controller:
     view = ClusterView()
     view.put_policy(policy_dict("rollouts", match={"namespaces": ["shop"]}, configRollout=ROLLOUTS))
-    controller = Controller(view, ControllerOptions(operator_namespace="pp"), client.ApiClient(), KEY)
+    controller = Controller(view, ControllerOptions(operator_namespace="pp"), NO_API, KEY)
     controller.sources["ConfigMap"]._replace({("shop", "app"): source_data(KEY, {"data": {"level": "info"}})})
     controller.sources["Secret"]._replace({})
     return controller

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
-from kubernetes import client
 
 from production_policy import kube
 from production_policy.engine import SourceRef
@@ -15,6 +15,9 @@ from production_policy.rollout import sources
 from production_policy.rollout.sources import SourceCache, source_data
 from production_policy.rollout.store import WorkloadStore
 from tests.support.rollout import facts
+
+NO_API = cast(kube.ApiClient, SimpleNamespace(close=lambda: None))
+"""Where the API client goes; these tests replace every call that would use it."""
 
 KEY = b"k" * 32
 
@@ -60,7 +63,7 @@ def test_the_operator_namespace_is_always_ignored() -> None:
 def _cache(changed: list[tuple[str, str, str]]) -> SourceCache:
     # No request is made: the list and watch run only once started.
     return SourceCache(
-        "ConfigMap", client.ApiClient(), frozenset({"kube-system", "ops"}), KEY, lambda *a: changed.append(a)
+        "ConfigMap", NO_API, frozenset({"kube-system", "ops"}), KEY, lambda *a: changed.append(a)
     )
 
 

@@ -1,13 +1,15 @@
 """The one door to the API server: every call the product makes goes through this package.
 
-Nothing else in ``production_policy`` imports the ``kubernetes`` client (kopf, in the process
-shells, keeps its own connections: its watches and its login, which :func:`kopf_login` gives it).
-Calls are blocking; the async shells run them in worker threads. Each has a timeout, each write our
-field manager, and errors are described without the response body (:func:`describe_error`), which
-could quote what was sent or stored.
+It speaks HTTP itself (:mod:`.client`, over urllib3): the product imports no ``kubernetes``
+client at all, so no long-running process pays for its model classes. kopf, in the process
+shells, keeps its own connections for its watches; its login (:func:`kopf_login`) gives both
+their credentials. Calls are blocking; the async shells run them in worker threads. Each has a
+timeout, each write our field manager, and errors are described without the response body
+(:func:`describe_error`), which could quote what was sent or stored.
 
-- :mod:`.client`: the client factory and the timeout.
-- :mod:`.errors`: :class:`Conflict`, :class:`Gone`, :class:`Expired`, :func:`describe_error`.
+- :mod:`.client`: the HTTP client, its factory and the timeout.
+- :mod:`.errors`: :class:`ApiError`, :class:`Conflict`, :class:`Gone`, :class:`Expired`,
+  :func:`describe_error`.
 - :mod:`.events`: :class:`EventSpec` and :func:`post_event`.
 - :mod:`.writes`: the workload patch, the status patch, the digest key's Secret, namespaces.
 - :mod:`.listings`: the initial listings, and paged list-then-watch of ConfigMaps and Secrets.
@@ -23,7 +25,7 @@ from production_policy.kube.admissionpolicies import (
     type_warnings,
 )
 from production_policy.kube.client import TIMEOUT, ApiClient, api_client, kopf_login
-from production_policy.kube.errors import Conflict, Expired, Gone, describe_error, is_api_error
+from production_policy.kube.errors import ApiError, Conflict, Expired, Gone, describe_error, is_api_error
 from production_policy.kube.events import EventSpec, post_event
 from production_policy.kube.leases import LeaseStore
 from production_policy.kube.listings import Watch, list_namespaces, list_page, list_policies
@@ -45,6 +47,7 @@ __all__ = [
     "TIMEOUT",
     "Answer",
     "ApiClient",
+    "ApiError",
     "Conflict",
     "EventSpec",
     "Expired",

@@ -3,9 +3,8 @@
 (Error answers are returned whole here, Status body included: the API server's message says which
 expression of a compiled policy it refused, and these objects hold no user data.)
 
-Raw requests through the official client, because its typed APIs drop the response's Warning
-headers (the API server's answer to a dry run, and its type-check findings) and may lag behind
-``admissionregistration.k8s.io/v1`` kinds. Blocking; run them in a worker thread.
+Raw requests whose answers keep the response's Warning headers (the API server's answer to a dry
+run, and its type-check findings). Blocking; run them in a worker thread.
 """
 
 from __future__ import annotations
@@ -15,8 +14,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-
-from kubernetes.client.rest import ApiException
 
 from production_policy.engine.names import FIELD_MANAGER
 from production_policy.kube.client import TIMEOUT, ApiClient
@@ -52,25 +49,14 @@ def warnings_of(headers: Any) -> list[str]:
 def call(api: ApiClient, method: str, path: str, body: Any = None, **query: str) -> Answer:
     """One request; an error status is an answer too (network errors raise)."""
     content_type = "application/apply-patch+yaml" if method == "PATCH" else "application/json"
+    response = api.exchange(method, path, query=query, body=body, content_type=content_type, timeout=TIMEOUT)
     try:
-        response = api.call_api(
-            path,
-            method,
-            query_params=list(query.items()),
-            header_params={"Content-Type": content_type, "Accept": "application/json"},
-            body=body,
-            auth_settings=["BearerToken"],
-            _preload_content=False,
-            _return_http_data_only=False,
-            _request_timeout=TIMEOUT,
-        )
-    except ApiException as exc:
-        try:
-            decoded = json.loads(exc.body or "{}")
-        except ValueError:
-            decoded = {"message": str(exc.reason)}
-        return Answer(exc.status, decoded if isinstance(decoded, dict) else {}, warnings_of(exc.headers))
-    return Answer(response.status, json.loads(response.data or b"{}"), warnings_of(response.headers))
+        decoded = json.loads(response.data or b"{}")
+    except ValueError:
+        decoded = {"message": str(response.reason)}
+    return Answer(
+        response.status, decoded if isinstance(decoded, dict) else {}, warnings_of(response.headers)
+    )
 
 
 def plural(kind: str) -> str:

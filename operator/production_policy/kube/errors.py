@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from kubernetes.client.rest import ApiException
+
+class ApiError(Exception):
+    """The API server answered with an error status. Its body is never kept: it may quote data."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(f"HTTP {status} {reason}")
+        self.status = status
+        self.reason = reason
 
 
 class Conflict(Exception):
@@ -19,11 +26,11 @@ class Expired(Exception):
 
 def describe_error(exc: BaseException) -> str:
     """An error in one line, without the response body: it could quote what was sent or stored."""
-    if isinstance(exc, ApiException):
+    if isinstance(exc, ApiError):
         return f"HTTP {exc.status} {exc.reason}"
     return f"{type(exc).__name__}: {exc}"
 
 
 def is_api_error(exc: BaseException) -> bool:
     """Whether the API server answered with an error (as opposed to a bug or a broken connection)."""
-    return isinstance(exc, ApiException)
+    return isinstance(exc, ApiError)

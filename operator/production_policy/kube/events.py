@@ -7,12 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from kubernetes import client
-
 from production_policy import GROUP, KIND, VERSION
 from production_policy.engine import kinds
 from production_policy.engine.names import REPORTING_CONTROLLER
-from production_policy.kube.client import TIMEOUT, ApiClient
+from production_policy.kube.client import ApiClient, path
 
 CLUSTER_EVENT_NAMESPACE = "default"
 """Events about cluster-scoped objects (our policies) live here, as those about Nodes do."""
@@ -67,4 +65,6 @@ def post_event(api: ApiClient, event: EventSpec, instance: str) -> None:
         "type": "Warning" if event.warning else "Normal",
         "regarding": dict(event.regarding),
     }
-    client.EventsV1Api(api).create_namespaced_event(event.namespace, body, _request_timeout=TIMEOUT)
+    api.request(
+        "POST", path("apis", "events.k8s.io", "v1", "namespaces", event.namespace, "events"), body=body
+    )

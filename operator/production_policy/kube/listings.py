@@ -6,39 +6,30 @@ parsed once and dropped.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-from kubernetes import client, watch
-from kubernetes.client.rest import ApiException
-
 from production_policy import GROUP, PLURAL, VERSION
-from production_policy.kube.client import TIMEOUT, ApiClient
-from production_policy.kube.errors import Expired
+from production_policy.kube.client import TIMEOUT, ApiClient, Watching, path
+from production_policy.kube.errors import ApiError, Expired
+
+SOURCES = {"ConfigMap": path("api", "v1", "configmaps"), "Secret": path("api", "v1", "secrets")}
+"""The ConfigMaps, or the Secrets, of every namespace."""
 
 
 def list_policies(api: ApiClient) -> list[dict[str, Any]]:
     """Every ProductionPolicy object, as stored."""
-    policies = client.CustomObjectsApi(api).list_cluster_custom_object(GROUP, VERSION, PLURAL)
-    return list(policies.get("items", []))
+    policies = api.request("GET", path("apis", GROUP, VERSION, PLURAL))
+    return list(policies.get("items") or [])
 
 
 def list_namespaces(api: ApiClient) -> list[tuple[str, Mapping[str, str]]]:
     """Every namespace's name and labels."""
+    namespaces = api.request("GET", path("api", "v1", "namespaces"))
     return [
-        (namespace.metadata.name, namespace.metadata.labels or {})
-        for namespace in client.CoreV1Api(api).list_namespace().items
+        (item["metadata"]["name"], item["metadata"].get("labels") or {})
+        for item in namespaces.get("items") or []
     ]
-
-
-def _source_lister(api: ApiClient, kind: str) -> Callable[..., Any]:
-    core = client.CoreV1Api(api)
-    listers: dict[str, Callable[..., Any]] = {
-        "ConfigMap": core.list_config_map_for_all_namespaces,
-        "Secret": core.list_secret_for_all_namespaces,
-    }
-    return listers[kind]
 
 
 def list_page(
@@ -48,19 +39,15 @@ def list_page(
 
     :class:`Expired` when the continue token is too old.
     """
+    query = {"limit": str(limit), "fieldSelector": field_selector}
+    if token:
+        query["continue"] = token
     try:
-        response = _source_lister(api, kind)(
-            limit=limit,
-            _continue=token,
-            field_selector=field_selector,
-            _preload_content=False,
-            _request_timeout=TIMEOUT * 3,
-        )
-    except ApiException as exc:
+        page: dict[str, Any] = api.request("GET", SOURCES[kind], query=query, timeout=TIMEOUT * 3)
+    except ApiError as exc:
         if exc.status == 410:
-            raise Expired(str(exc.reason)) from None
+            raise Expired(exc.reason) from None
         raise
-    page: dict[str, Any] = json.loads(response.data)
     return page
 
 
@@ -68,32 +55,31 @@ class Watch:
     """One watch of the ConfigMaps or Secrets of every namespace at a time; stoppable from any thread."""
 
     def __init__(self, api: ApiClient, kind: str, field_selector: str) -> None:
-        self._list = _source_lister(api, kind)
+        self._api = api
+        self._path = SOURCES[kind]
         self._field_selector = field_selector
-        self._watch: watch.Watch | None = None
+        self._watching: Watching | None = None
 
     def events(self, resource_version: str, timeout_seconds: int) -> Iterator[tuple[str, dict[str, Any]]]:
         """(type, raw object) from ``resource_version`` on, for up to ``timeout_seconds``.
 
         Bookmarks included. :class:`Expired` when ``resource_version`` is too old to watch from.
         """
-        self._watch = watch.Watch()
+        query = {
+            "resourceVersion": resource_version,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": str(timeout_seconds),
+            "fieldSelector": self._field_selector,
+        }
         try:
-            for event in self._watch.stream(
-                self._list,
-                resource_version=resource_version,
-                allow_watch_bookmarks=True,
-                timeout_seconds=timeout_seconds,
-                field_selector=self._field_selector,
-                _request_timeout=(TIMEOUT, timeout_seconds + 30),
-            ):
-                yield event["type"], event["raw_object"]
-        except ApiException as exc:
+            self._watching = self._api.watch(self._path, query, (TIMEOUT, timeout_seconds + 30))
+        except ApiError as exc:
             if exc.status == 410:
-                raise Expired(str(exc.reason)) from None
+                raise Expired(exc.reason) from None
             raise
+        yield from self._watching
 
     def stop(self) -> None:
         """End the stream in progress, if any (its iterator then stops)."""
-        if self._watch is not None:
-            self._watch.stop()
+        if self._watching is not None:
+            self._watching.stop()

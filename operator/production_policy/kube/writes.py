@@ -5,21 +5,18 @@ Every write carries our field manager, and every call the package's timeout.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kubernetes import client
-from kubernetes.client.rest import ApiException
-
 from production_policy import GROUP, PLURAL, VERSION
 from production_policy.engine import kinds
 from production_policy.engine.names import FIELD_MANAGER
-from production_policy.kube.client import TIMEOUT, ApiClient
-from production_policy.kube.errors import Conflict, Gone
+from production_policy.kube.client import ApiClient, path
+from production_policy.kube.errors import ApiError, Conflict, Gone
 
 MERGE_PATCH = "application/merge-patch+json"
+AS_US = {"fieldManager": FIELD_MANAGER}
 
 
 @dataclass(frozen=True)
@@ -38,43 +35,25 @@ def patch_workload(api: ApiClient, kind: str, namespace: str, name: str, patch: 
     workload = kinds.BY_KIND[kind]
     if not workload.rollable:
         raise ValueError(f"{kind} is not a kind the controller writes to")
+    where = path("apis", workload.group, workload.version, "namespaces", namespace, workload.plural, name)
     try:
-        # The generic path (/apis/<group>/<version>/namespaces/<namespace>/<plural>/<name>) serves
-        # every kind of the table alike; RBAC sees the same resource as with the typed call.
-        result = client.CustomObjectsApi(api).patch_namespaced_custom_object(
-            workload.group,
-            workload.version,
-            namespace,
-            workload.plural,
-            name,
-            dict(patch),
-            field_manager=FIELD_MANAGER,
-            _content_type=MERGE_PATCH,
-            _request_timeout=TIMEOUT,
-            _preload_content=False,  # two fields wanted: not worth parsing into the client's model
-        )
-    except ApiException as exc:
+        result = api.request("PATCH", where, query=AS_US, body=dict(patch), content_type=MERGE_PATCH)
+    except ApiError as exc:
         if exc.status in (404, 409):
-            raise Conflict(str(exc.reason)) from None
+            raise Conflict(exc.reason) from None
         raise
-    metadata = json.loads(result.data)["metadata"]
+    metadata = result["metadata"]
     return Patched(str(metadata["resourceVersion"]), int(metadata.get("generation") or 0))
 
 
 def patch_status(api: ApiClient, name: str, patch: Mapping[str, Any]) -> dict[str, Any]:
     """Merge-patch a policy's status subresource; the object after. :class:`Gone` if it was deleted."""
+    where = path("apis", GROUP, VERSION, PLURAL, name, "status")
     try:
-        result: dict[str, Any] = client.CustomObjectsApi(api).patch_cluster_custom_object_status(
-            GROUP,
-            VERSION,
-            PLURAL,
-            name,
-            dict(patch),
-            field_manager=FIELD_MANAGER,
-            _content_type=MERGE_PATCH,
-            _request_timeout=TIMEOUT,
+        result: dict[str, Any] = api.request(
+            "PATCH", where, query=AS_US, body=dict(patch), content_type=MERGE_PATCH
         )
-    except ApiException as exc:
+    except ApiError as exc:
         if exc.status == 404:
             raise Gone(name) from None
         raise
@@ -84,21 +63,21 @@ def patch_status(api: ApiClient, name: str, patch: Mapping[str, Any]) -> dict[st
 def read_secret_data(api: ApiClient, namespace: str, name: str) -> dict[str, str] | None:
     """A Secret's ``data`` (base64 values, as stored); None if there is no such Secret."""
     try:
-        secret = client.CoreV1Api(api).read_namespaced_secret(name, namespace, _request_timeout=TIMEOUT)
-    except ApiException as exc:
+        secret = api.request("GET", path("api", "v1", "namespaces", namespace, "secrets", name))
+    except ApiError as exc:
         if exc.status == 404:
             return None
         raise
-    return dict(secret.data or {})
+    return dict(secret.get("data") or {})
 
 
 def create_secret(api: ApiClient, namespace: str, body: Mapping[str, Any]) -> bool:
     """Create a Secret; False if one of that name exists already (409)."""
     try:
-        client.CoreV1Api(api).create_namespaced_secret(
-            namespace, dict(body), field_manager=FIELD_MANAGER, _request_timeout=TIMEOUT
+        api.request(
+            "POST", path("api", "v1", "namespaces", namespace, "secrets"), query=AS_US, body=dict(body)
         )
-    except ApiException as exc:
+    except ApiError as exc:
         if exc.status == 409:
             return False
         raise
@@ -108,7 +87,7 @@ def create_secret(api: ApiClient, namespace: str, body: Mapping[str, Any]) -> bo
 def ensure_namespace(api: ApiClient, name: str) -> None:
     """Create a namespace unless it exists."""
     try:
-        client.CoreV1Api(api).create_namespace({"metadata": {"name": name}}, _request_timeout=TIMEOUT)
-    except ApiException as exc:
+        api.request("POST", path("api", "v1", "namespaces"), body={"metadata": {"name": name}})
+    except ApiError as exc:
         if exc.status != 409:
             raise
