@@ -216,8 +216,8 @@ def rows_memory(d: dict[str, Any]) -> list[list[str]]:
     )
     limit = (
         f"The floor: an idle controller with nothing to watch is already {empty['rss_mib']:.0f} MiB "
-        f"(Python, kopf, pydantic, the official Kubernetes client; a tracemalloc snapshot taken outside "
-        f"the bench put ~42 MiB of it in the code of imported modules). Each 1,000 further workloads "
+        f"(the code of what it imports: Python, kopf with aiohttp, pydantic, prometheus-client; the "
+        f"official Kubernetes client is no longer loaded). Each 1,000 further workloads "
         f"(with their ConfigMap and Secret) add ~{per_1000:.1f} MiB: our facts, audit subjects and "
         f"digests (~4 KB per workload), kopf's memory of each object, and heap kept after the initial "
         f"listings.{first_note}"
