@@ -293,7 +293,39 @@ def _ratchet_cases() -> Iterator[Case]:
     yield Case("ratchet-container-added", (strict,), added, old=worse)
 
 
-CASES = [*_mutation_cases(), *_validation_cases(), *_ratchet_cases()]
+def _owned_pod(kind: str, api_version: str, labels: dict[str, str]) -> dict[str, Any]:
+    owner = {
+        "apiVersion": api_version,
+        "kind": kind,
+        "name": "owner",
+        "uid": "6f1c2f0e-0000-4000-8000-000000000001",
+        "controller": True,
+    }
+    return pod(container(), labels=labels, ownerReferences=[owner])
+
+
+def _kinds_cases() -> Iterator[Case]:
+    long_running = ["Deployment", "StatefulSet", "DaemonSet"]
+    required = policy(match={"kinds": long_running}, probes={"readiness": {"required": True}})
+    no_jobs = policy(exclude={"kinds": ["Job", "CronJob"]}, probes={"readiness": {"required": True}})
+    for obj in validation.TEMPLATE_KINDS:
+        yield Case(f"kinds-long-running-{obj['kind']}", (required,), obj)
+        yield Case(f"kinds-no-jobs-{obj['kind']}", (no_jobs,), obj)
+    defaults = policy(match={"kinds": long_running}, probes={"readiness": {"default": TCP_AUTO}})
+    job_defaults = policy(match={"kinds": ["CronJob"]}, resources={"defaultRequest": {"cpu": "100m"}})
+    owners = [
+        ("deployment", "ReplicaSet", "apps/v1", {"pod-template-hash": "5d9f"}),
+        ("replicaset", "ReplicaSet", "apps/v1", {}),
+        ("statefulset", "StatefulSet", "apps/v1", {}),
+        ("job", "Job", "batch/v1", {}),
+        ("foreign", "Job", "example.com/v1", {}),
+    ]
+    for name, kind, api_version, labels in owners:
+        yield _pod_case(f"kinds-pod-of-{name}", _owned_pod(kind, api_version, labels), defaults, job_defaults)
+    yield _pod_case("kinds-bare-pod", pod(container()), defaults, job_defaults)
+
+
+CASES = [*_mutation_cases(), *_validation_cases(), *_ratchet_cases(), *_kinds_cases()]
 
 
 @dataclass(frozen=True)

@@ -39,10 +39,13 @@ def policy(
     enabled: bool = True,
     namespaces: list[str] | None = None,
     pod_selector: dict[str, str] | None = None,
+    kinds: list[str] | None = None,
     **rollout: Any,
 ) -> ProductionPolicy:
     """A ProductionPolicy with ``configRollout`` settings (camelCase keys)."""
     match: dict[str, Any] = {}
+    if kinds is not None:
+        match["kinds"] = kinds
     if namespaces is not None:
         match["namespaces"] = namespaces
     if pod_selector is not None:

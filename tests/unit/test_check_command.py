@@ -25,7 +25,8 @@ EXPECTED_RESULTS = {
     "Deployment/checkout": "denied (2)",
     "Pod/invalid-pod": "denied (4)",
     "StatefulSet/db": "compliant",
-    "CronJob/nightly-report": "warned (1)",
+    "CronJob/nightly-report": "compliant",
+    "Deployment/billing": "warned (1)",
 }
 
 
@@ -56,9 +57,10 @@ def test_examples_table(capsys: pytest.CaptureFixture[str]) -> None:
         '  ENFORCE  web-baseline: container "kubernetes-serve-hostname": resources.limits.cpu 3 exceeds max 2'
         " — set at most 2\n" in out
     )
-    assert '  WARN     jvm-startup: container "report": no startupProbe — add a startupProbe\n' in out
+    assert '  WARN     jvm-startup: container "billing": no startupProbe — add a startupProbe\n' in out
+    assert "nightly-report in default" not in out  # a JVM CronJob: no probe asked, nothing injected
     assert out.rstrip().endswith(
-        "8 workload(s): 5 compliant, 2 denied, 1 warned, 0 audited; "
+        "9 workload(s): 6 compliant, 2 denied, 1 warned, 0 audited; "
         "2 document(s) without a pod template skipped (ConfigMap, Service)"
     )
 
@@ -72,9 +74,11 @@ def test_examples_table(capsys: pytest.CaptureFixture[str]) -> None:
         ("mixed.yaml", [], 0),
         ("pod-limits-exceed-max.yaml", [], 1),
         ("payments-burstable.yaml", [], 1),
-        ("statefulset-and-cronjob.yaml", [], 0),  # a warning is not a refusal...
-        ("statefulset-and-cronjob.yaml", ["--fail-on", "warn"], 1),  # ...unless asked
-        ("statefulset-and-cronjob.yaml", ["--fail-on", "audit"], 1),
+        ("statefulset-and-cronjob.yaml", [], 0),
+        ("statefulset-and-cronjob.yaml", ["--fail-on", "warn"], 0),
+        ("deployment-jvm.yaml", [], 0),  # a warning is not a refusal...
+        ("deployment-jvm.yaml", ["--fail-on", "warn"], 1),  # ...unless asked
+        ("deployment-jvm.yaml", ["--fail-on", "audit"], 1),
     ],
 )
 def test_exit_codes_per_example(
@@ -103,7 +107,7 @@ def test_examples_json(capsys: pytest.CaptureFixture[str]) -> None:
         "checkout",
         True,
     )
-    assert checkout["policies"] == ["payments-guaranteed", "web-baseline", "baseline"]
+    assert checkout["policies"] == ["payments-guaranteed", "payments-probes", "web-baseline", "baseline"]
     assert [(v["policy"], v["field"], v["rule"]) for v in checkout["violations"]] == [
         ("payments-guaranteed", "resources.limits.cpu", "resources.ratio"),
         ("payments-guaranteed", "qosClass", "qos.min"),

@@ -209,10 +209,10 @@ def test_match_and_exclude() -> None:
         match={"namespaces": ["shop"], "podSelector": {"matchLabels": {"a": "b"}}},
         exclude={"namespaces": ["x"]},
     )
-    assert policy_match(both.policy, "NS", "NL", "PL") == (
+    assert policy_match(both.policy, "NS", "NL", "PL", "K") == (
         '((NS in ["shop"]) && ((PL[?"a"] == optional.of("b")))) && !((NS in ["x"]))'
     )
-    assert policy_match(policy().policy, "NS", "NL", "PL") == "true"
+    assert policy_match(policy().policy, "NS", "NL", "PL", "K") == "true"
 
 
 def test_string_literals_are_escaped() -> None:

@@ -24,7 +24,9 @@ def _names(
     policies = [policy("p", **spec)]
     return [
         p.name
-        for p in matching_policies(policies, namespace, namespace_labels, pod_labels or {"tier": "web"})
+        for p in matching_policies(
+            policies, namespace, namespace_labels, pod_labels or {"tier": "web"}, ("Deployment",)
+        )
     ]
 
 
@@ -103,7 +105,7 @@ def test_policies_come_highest_priority_first_then_by_name() -> None:
         policy("a", priority=1),
         policy("z", priority=-3),
     ]
-    assert [p.name for p in matching_policies(policies, "ns", {}, {})] == ["c", "a", "b", "z"]
+    assert [p.name for p in matching_policies(policies, "ns", {}, {}, ("Pod",))] == ["c", "a", "b", "z"]
     assert [p.name for p in precedence_order(tuple(reversed(policies)))] == ["c", "a", "b", "z"]
 
 

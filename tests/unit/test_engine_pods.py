@@ -51,7 +51,10 @@ def test_a_well_formed_pod_is_read_without_copying_what_the_rules_read() -> None
 def test_every_workload_kind_makes_the_pod_of_its_template() -> None:
     workload = deployment(container(), labels={"app": "web"})
     template = workload["spec"]["template"]
-    assert pod_from_template(workload) == pod_from_template(_pod(template["spec"], template["metadata"]))
+    made, bare = pod_from_template(workload), pod_from_template(_pod(template["spec"], template["metadata"]))
+    assert made is not None and bare is not None
+    assert (made.labels, made.spec) == (bare.labels, bare.spec)
+    assert (made.kinds, bare.kinds) == (frozenset({"Deployment"}), frozenset({"Pod"}))  # for match.kinds
     assert pod_from_template({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}}) is None
     assert pod_from_template({**workload, "apiVersion": "example.com/v1"}) is None
 

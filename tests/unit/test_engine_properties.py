@@ -97,7 +97,7 @@ def test_the_mutated_pod_has_no_violation_a_default_could_fix(
 ) -> None:
     mutated = jsonpatch.apply_patch(pod, _plan(pod, policies).patch)
     labels = (mutated.get("metadata") or {}).get("labels") or {}
-    defaults = merge_defaults(matching_policies(policies, NAMESPACE, NAMESPACE_LABELS, labels))
+    defaults = merge_defaults(matching_policies(policies, NAMESPACE, NAMESPACE_LABELS, labels, ("Pod",)))
     originals = dict(_containers(pod))
     for violation in evaluate_workload(mutated, NAMESPACE, NAMESPACE_LABELS, policies).violations:
         if violation.rule == "probes.required":

@@ -59,7 +59,7 @@ def test_selector_matching_audit_and_rollouts_agree(value: str) -> None:
     labels = _labels(value)
     selector = LabelSelector.model_validate(namespace_selector(WebhookSettings(operator_namespace="pp")))
     assert selector_matches(selector, labels) is not ignored, "the webhooks' namespaceSelector"
-    assert (matching_policies([EVERYWHERE], NAMESPACE, labels, {}) == []) is ignored, "admission's matching"
+    assert (matching_policies([EVERYWHERE], NAMESPACE, labels, {}, ("Pod",)) == []) is ignored, "matching"
     assert POD is not None
     assert (audit.judge(POD, NAMESPACE, labels, [EVERYWHERE]).matched == frozenset()) is ignored, "audit"
     assert rollout.namespace_ignored(NAMESPACE, labels, ignored=()) is ignored, "rollouts"

@@ -81,6 +81,7 @@ def test_unmanaged_workloads_are_left_alone() -> None:
         (facts(references=REFS), {"policies": [policy(enabled=False, namespaces=["shop"])]}),
         (facts(references=REFS), {"policies": [policy(namespaces=["elsewhere"])]}),
         (facts(references=REFS), {"policies": [policy(pod_selector={"tier": "db"})]}),
+        (facts(references=REFS), {"policies": [policy(kinds=["StatefulSet", "DaemonSet"])]}),
         (facts(references=REFS, opted_out=True), {}),
         (facts(references=REFS, namespace="kube-system"), {"policies": [policy()]}),
         (facts(references=REFS), {"labels": {"productionpolicy.dev/ignore": "true"}}),
@@ -93,8 +94,13 @@ def test_unmanaged_workloads_are_left_alone() -> None:
         reasons.append(decision.unmanaged)
     assert (
         reasons
-        == ["no policy enables configRollout"] * 4 + ["opted out by annotation"] + ["namespace ignored"] * 2
+        == ["no policy enables configRollout"] * 5 + ["opted out by annotation"] + ["namespace ignored"] * 2
     )
+
+
+def test_a_policy_of_its_kind_manages_it() -> None:
+    decision = look(0, facts(references=REFS), sources(), policies=[policy(kinds=["Deployment"])])
+    assert decision.unmanaged is None and decision.write is Write.BASELINE
 
 
 def test_first_sight_writes_a_baseline_on_the_metadata_only() -> None:

@@ -117,6 +117,9 @@ spec:
     expression: namespaceObject.metadata.?labels.orValue({})
   - name: podLabels
     expression: object.metadata.?labels.orValue({})
+  - name: kinds
+    expression: 'size(object.metadata.?ownerReferences.orValue([]).filter(r, r.?controller.orValue(false) && ((r.kind in ["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"] && r.apiVersion.matches("^apps/[^/]*$")) || (r.kind in ["Job", "CronJob"] && r.apiVersion.matches("^batch/[^/]*$"))))) == 0 ? ["Pod"] : object.metadata.?ownerReferences.orValue([]).filter(r, r.?controller.orValue(false) && ((r.kind in ["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"] && r.apiVersion.matches("^apps/[^/]*$")) || (r.kind in ["Job", "CronJob"] && r.apiVersion.matches("^batch/[^/]*$"))))[0].kind == "ReplicaSet" && "pod-template-hash" in variables.podLabels ? ["Deployment"] : (string(object.metadata.?ownerReferences.orValue([]).filter(r, r.?controller.orValue(false) && ((r.kind in ["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"] && r.apiVersion.matches("^apps/[^/]*$")) || (r.kind in ["Job", "CronJob"] && r.apiVersion.matches("^batch/[^/]*$"))))[0].kind) in ["CronJob", "Job"] ? ["CronJob",
+      "Job"] : [string(object.metadata.?ownerReferences.orValue([]).filter(r, r.?controller.orValue(false) && ((r.kind in ["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"] && r.apiVersion.matches("^apps/[^/]*$")) || (r.kind in ["Job", "CronJob"] && r.apiVersion.matches("^batch/[^/]*$"))))[0].kind)])'
   - name: containers_probes
     expression: object.spec.?containers.orValue([]).map(c, [])
   - name: containers_labels

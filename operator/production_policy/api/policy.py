@@ -15,10 +15,23 @@ from production_policy.api.status import ProductionPolicyStatus
 API_VERSION = f"{GROUP}/{VERSION}"
 Enforcement = Literal["Enforce", "Warn", "Audit"]
 ENFORCEMENTS: tuple[Enforcement, ...] = ("Enforce", "Warn", "Audit")
+WorkloadKindName = Literal["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod"]
+"""The kinds of :data:`production_policy.engine.kinds.KINDS` (a unit test keeps them equal)."""
 
 
 class WorkloadSelector(KubeModel):
-    """Selects pods by namespace name, namespace labels and pod labels; every criterion given must hold."""
+    """Selects pods by workload kind, namespace name, namespace labels and pod labels; every criterion
+    given must hold."""
+
+    kinds: list[WorkloadKindName] = Field(
+        default_factory=list,
+        max_length=7,
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+        description="Kinds of workload. A pod counts as the kind of the workload that made it (a "
+        "Deployment's pods as Deployment), a pod no workload controls as Pod, and a workload as its "
+        "pods do; Job and CronJob mean both, since a pod cannot tell whether a CronJob made its Job. "
+        "Empty: any kind.",
+    )
 
     namespaces: list[Annotated[str, Field(min_length=1, max_length=LABEL_VALUE_MAX)]] = Field(
         default_factory=list,
@@ -35,7 +48,12 @@ class WorkloadSelector(KubeModel):
 
     def is_empty(self) -> bool:
         """True when no criterion is given."""
-        return not self.namespaces and self.namespace_selector is None and self.pod_selector is None
+        return (
+            not self.kinds
+            and not self.namespaces
+            and self.namespace_selector is None
+            and self.pod_selector is None
+        )
 
 
 class ConfigRollout(KubeModel):

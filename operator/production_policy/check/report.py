@@ -133,7 +133,7 @@ def check_document(document: Document, policies: Sequence[CompiledPolicy]) -> Wo
         return None
     namespace = str((document.obj.get("metadata") or {}).get("namespace") or "default")
     namespace_labels = {NAMESPACE_NAME_LABEL: namespace}
-    matched = matching_policies(policies, namespace, namespace_labels, pod.labels)
+    matched = matching_policies(policies, namespace, namespace_labels, pod.labels, pod.kinds)
     # What the mutating webhook would do to each pod the workload creates.
     injected = list(needed_defaults(pod, namespace, namespace_labels, policies))
     verdict = evaluate_workload(document.obj, namespace, namespace_labels, policies)

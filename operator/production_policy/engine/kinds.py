@@ -8,7 +8,9 @@ template (``engine.pods``) all come from :data:`KINDS`. Adding a kind is adding 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -59,3 +61,53 @@ POD_CONTROLLERS = tuple(kind for kind in KINDS if kind.template_path)
 AUDITED = tuple(kind for kind in KINDS if kind.audited)
 
 ROLLABLE = tuple(kind for kind in KINDS if kind.rollable)
+
+_DEPLOYMENT_POD_LABEL = "pod-template-hash"
+"""Set by the Deployment controller on its ReplicaSets' pods (and on no bare ReplicaSet's)."""
+
+
+def pods_counted_as(kind: str) -> frozenset[str]:
+    """The kinds ``match.kinds`` sees the pods of a workload of ``kind`` as.
+
+    A Job's pods count as Job and as CronJob: a pod knows its Job, not whether a CronJob made the
+    Job, so a policy naming either kind gives them its defaults.
+    """
+    if kind in ("Job", "CronJob"):
+        return frozenset(("Job", "CronJob"))
+    return frozenset((kind,))
+
+
+def counted_as(obj: Mapping[str, Any]) -> frozenset[str]:
+    """The kinds ``match.kinds`` sees a Pod or a workload's template as: those of the pods it makes.
+
+    A workload's pods count as its kind (:func:`pods_counted_as`: a Job's and a CronJob's as both);
+    a Pod as the kind of the workload controlling it, a ReplicaSet's pod with the Deployment
+    controller's ``pod-template-hash`` label as a Deployment's; a pod no workload controls as Pod.
+    So a template is judged, and its pods get defaults, under the same policies.
+    """
+    kind = obj.get("kind")
+    if not isinstance(kind, str):
+        return frozenset()
+    if kind != POD.kind:
+        return pods_counted_as(kind)
+    metadata = obj.get("metadata")
+    metadata = metadata if isinstance(metadata, Mapping) else {}
+    owner = controller_kind(metadata.get("ownerReferences"))
+    if owner is None:
+        return frozenset((POD.kind,))
+    labels = metadata.get("labels")
+    if owner == "ReplicaSet" and isinstance(labels, Mapping) and _DEPLOYMENT_POD_LABEL in labels:
+        return pods_counted_as("Deployment")
+    return pods_counted_as(owner)
+
+
+def controller_kind(owner_references: Any) -> str | None:
+    """The kind of the workload controlling an object (its controller owner reference of one of
+    :data:`KINDS` in that kind's API group); None when no workload controls it."""
+    for owner in owner_references if isinstance(owner_references, list) else ():
+        if not isinstance(owner, Mapping) or owner.get("controller") is not True:
+            continue
+        kind, api_version = owner.get("kind"), owner.get("apiVersion")
+        if kind in BY_KIND and kind != POD.kind and isinstance(api_version, str):
+            return str(kind) if api_version.rpartition("/")[0] == BY_KIND[kind].group else None
+    return None

@@ -1,8 +1,9 @@
-"""Which policies apply to a pod: namespace (name and labels) x pod labels, with match and exclude."""
+"""Which policies apply to a pod: workload kind x namespace (name and labels) x pod labels, with match
+and exclude."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from production_policy.api import ProductionPolicy, WorkloadSelector
@@ -58,10 +59,12 @@ def _meets_all(
     namespace: str,
     namespace_labels: Mapping[str, str],
     pod_labels: Mapping[str, str],
+    kinds: Collection[str],
 ) -> bool:
     """Whether every criterion the selector gives holds (criteria not given hold trivially)."""
     return (
-        (not selector.namespaces or namespace in selector.namespaces)
+        (not selector.kinds or any(kind in kinds for kind in selector.kinds))
+        and (not selector.namespaces or namespace in selector.namespaces)
         and (
             selector.namespace_selector is None
             or selector_matches(selector.namespace_selector, namespace_labels)
@@ -75,8 +78,10 @@ def policy_matches(
     namespace: str,
     namespace_labels: Mapping[str, str],
     pod_labels: Mapping[str, str],
+    kinds: Collection[str],
 ) -> bool:
-    """Whether ``policy`` applies to a pod with ``pod_labels`` in ``namespace``.
+    """Whether ``policy`` applies to a pod with ``pod_labels`` in ``namespace``, of a workload counted
+    as ``kinds`` (:func:`production_policy.engine.kinds.counted_as`).
 
     ``match`` must hold entirely (empty: everything); ``exclude`` removes the pods meeting every
     criterion it gives (empty: nothing). A namespace labelled ``productionpolicy.dev/ignore=true``
@@ -85,9 +90,11 @@ def policy_matches(
     if is_ignored(namespace_labels.get(IGNORE)):
         return False
     spec = policy.spec
-    if not _meets_all(spec.match, namespace, namespace_labels, pod_labels):
+    if not _meets_all(spec.match, namespace, namespace_labels, pod_labels, kinds):
         return False
-    return spec.exclude.is_empty() or not _meets_all(spec.exclude, namespace, namespace_labels, pod_labels)
+    return spec.exclude.is_empty() or not _meets_all(
+        spec.exclude, namespace, namespace_labels, pod_labels, kinds
+    )
 
 
 def matching_policies(
@@ -95,12 +102,14 @@ def matching_policies(
     namespace: str,
     namespace_labels: Mapping[str, str],
     pod_labels: Mapping[str, str],
+    kinds: Collection[str],
 ) -> list[CompiledPolicy]:
-    """The policies that apply to a pod, highest priority first (then by name)."""
+    """The policies that apply to a pod of a workload counted as ``kinds``, highest priority first
+    (then by name)."""
     if is_ignored(namespace_labels.get(IGNORE)):
         return []
     return [
         policy
         for policy in precedence_order(policies)
-        if policy_matches(policy.policy, namespace, namespace_labels, pod_labels)
+        if policy_matches(policy.policy, namespace, namespace_labels, pod_labels, kinds)
     ]

@@ -67,7 +67,7 @@ def _needed(
     pod: PodView, namespace: str, namespace_labels: Mapping[str, str], policies: Sequence[CompiledPolicy]
 ) -> list[ContainerDefaults]:
     """The defaults of each container that gets any."""
-    matched = matching_policies(policies, namespace, namespace_labels, pod.labels)
+    matched = matching_policies(policies, namespace, namespace_labels, pod.labels, pod.kinds)
     if not matched:
         return []
     return [result for result in pod_defaults(pod.spec, merge_defaults(matched)) if result.injections]

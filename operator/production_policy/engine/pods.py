@@ -61,6 +61,8 @@ class PodView:
     """The pod a Pod or a workload's template makes, reduced to what the rules read, shape checked."""
 
     labels: Mapping[str, str]
+    kinds: frozenset[str]
+    """The kinds ``match.kinds`` sees the pod as (:func:`production_policy.engine.kinds.counted_as`)."""
     injected: tuple[str, ...] = field(compare=False)
     """The entries of the pod's ``productionpolicy.dev/injected`` annotation: what a mutation added.
     Not compared: two views are equal when they judge alike."""
@@ -102,6 +104,7 @@ def pod_from_template(obj: Mapping[str, Any]) -> PodView | None:
     injected = annotations.get(INJECTED_ANNOTATION) if isinstance(annotations, dict) else None
     return PodView(
         labels,
+        kinds.counted_as(obj),
         tuple(entry for entry in injected.split(",") if entry) if isinstance(injected, str) else (),
         _checked_spec(spec),
     )
@@ -193,13 +196,6 @@ def controlled_by_workload(obj: Mapping[str, Any]) -> bool:
     owner's update was allowed to start.
     """
     metadata = obj.get("metadata")
-    owners = metadata.get("ownerReferences") if isinstance(metadata, Mapping) else None
-    if not isinstance(owners, list):
-        return False
-    for owner in owners:
-        if not isinstance(owner, Mapping) or owner.get("controller") is not True:
-            continue
-        kind, api_version = owner.get("kind"), owner.get("apiVersion")
-        if kind in kinds.BY_KIND and kind != "Pod" and isinstance(api_version, str):
-            return api_version.rpartition("/")[0] == kinds.BY_KIND[kind].group
-    return False
+    return (
+        isinstance(metadata, Mapping) and kinds.controller_kind(metadata.get("ownerReferences")) is not None
+    )

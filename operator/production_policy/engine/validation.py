@@ -64,7 +64,7 @@ def evaluate_workload(
     pod = pod_from_template(obj)
     if pod is None or controlled_by_workload(obj):
         return Verdict()
-    matched = matching_policies(policies, namespace, namespace_labels, pod.labels)
+    matched = matching_policies(policies, namespace, namespace_labels, pod.labels, pod.kinds)
     if not matched:
         return Verdict()
     violations = template_violations(pod.spec, matched)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from production_policy.api import AUTO_PORT, RESOURCE_NAMES, ProbeTemplate, ProductionPolicy, WorkloadSelector
 from production_policy.api.base import LabelSelector
 from production_policy.api.probes import GRPCProbe, HTTPGetProbe, TCPSocketProbe
+from production_policy.engine import kinds
 from production_policy.engine.compiled import PROBE_KINDS, ProbeKind
 
 RESOURCE_KEYS: tuple[str, ...] = tuple(
@@ -64,8 +65,42 @@ def conjunction(terms: Sequence[str]) -> str:
     return " && ".join(f"({term})" for term in terms) if terms else "true"
 
 
-def _meets_all(selector_: WorkloadSelector, namespace: str, namespace_labels: str, pod_labels: str) -> str:
+def pod_kinds(pod_labels: str) -> str:
+    """The kinds ``match.kinds`` sees the admitted pod ``object`` as (``kinds.counted_as``), a CEL
+    list of strings, with the pod's labels under the CEL name ``pod_labels``."""
+    owners = " || ".join(
+        f"(r.kind in {str_list([k.kind for k in group])} && r.apiVersion.matches({lit(f'^{api}/[^/]*$')}))"
+        for api, group in _by_group(kinds.POD_CONTROLLERS)
+    )
+    owner = (
+        f"object.metadata.?ownerReferences.orValue([]).filter(r, r.?controller.orValue(false) && ({owners}))"
+    )
+    return (
+        f"size({owner}) == 0 ? [{lit(kinds.POD.kind)}] : "
+        f'{owner}[0].kind == "ReplicaSet" && "pod-template-hash" in {pod_labels} ? ["Deployment"] : '
+        f"{pods_of(f'string({owner}[0].kind)')}"
+    )
+
+
+def pods_of(kind: str) -> str:
+    """The kinds the pods of a workload of (CEL) ``kind`` count as (``kinds.pods_counted_as``)."""
+    job_pods = str_list(sorted(kinds.pods_counted_as("Job")))
+    return f"({kind} in {job_pods} ? {job_pods} : [{kind}])"
+
+
+def _by_group(workload_kinds: Sequence[kinds.WorkloadKind]) -> list[tuple[str, list[kinds.WorkloadKind]]]:
+    groups: dict[str, list[kinds.WorkloadKind]] = {}
+    for kind in workload_kinds:
+        groups.setdefault(kind.group, []).append(kind)
+    return list(groups.items())
+
+
+def _meets_all(
+    selector_: WorkloadSelector, namespace: str, namespace_labels: str, pod_labels: str, kinds_: str
+) -> str:
     terms = []
+    if selector_.kinds:
+        terms.append(f"{kinds_}.exists(k, k in {str_list(selector_.kinds)})")
     if selector_.namespaces:
         terms.append(f"{namespace} in {str_list(selector_.namespaces)}")
     if selector_.namespace_selector is not None:
@@ -75,13 +110,17 @@ def _meets_all(selector_: WorkloadSelector, namespace: str, namespace_labels: st
     return conjunction(terms)
 
 
-def policy_match(policy: ProductionPolicy, namespace: str, namespace_labels: str, pod_labels: str) -> str:
+def policy_match(
+    policy: ProductionPolicy, namespace: str, namespace_labels: str, pod_labels: str, kinds_: str
+) -> str:
     """Whether ``policy`` applies (as ``matching.policy_matches``), over CEL names of the namespace's
-    name and labels and of the pod's labels. The ``ignore`` label is left to the bindings' selector."""
-    match = _meets_all(policy.spec.match, namespace, namespace_labels, pod_labels)
+    name and labels, of the pod's labels and of the kinds it counts as. The ``ignore`` label is
+    left to the bindings' selector."""
+    match = _meets_all(policy.spec.match, namespace, namespace_labels, pod_labels, kinds_)
     if policy.spec.exclude.is_empty():
         return match
-    return f"({match}) && !({_meets_all(policy.spec.exclude, namespace, namespace_labels, pod_labels)})"
+    excluded = _meets_all(policy.spec.exclude, namespace, namespace_labels, pod_labels, kinds_)
+    return f"({match}) && !({excluded})"
 
 
 def chain(alternatives: Sequence[tuple[int, str]], otherwise: str) -> str:

@@ -23,6 +23,7 @@ from production_policy.engine.apiserver.cel import (
     injected_limit,
     injected_request,
     lit,
+    pod_kinds,
     policy_match,
     probe_port_ok,
     probe_value,
@@ -112,6 +113,7 @@ def mutating_policy(
         {"name": "ns", "expression": "namespaceObject.metadata.name"},
         {"name": "nsLabels", "expression": "namespaceObject.metadata.?labels.orValue({})"},
         {"name": "podLabels", "expression": "object.metadata.?labels.orValue({})"},
+        {"name": "kinds", "expression": pod_kinds("variables.podLabels")},
     ]
     givers = sorted(
         {i for entries in defaults.probes.values() for i, _ in entries}
@@ -121,7 +123,7 @@ def mutating_policy(
         {
             "name": f"m{i}",
             "expression": policy_match(
-                policies[i], "variables.ns", "variables.nsLabels", "variables.podLabels"
+                policies[i], "variables.ns", "variables.nsLabels", "variables.podLabels", "variables.kinds"
             ),
         }
         for i in givers

@@ -23,6 +23,7 @@ from production_policy.engine.apiserver.cel import (
     injected_request,
     lit,
     own,
+    pods_of,
     policy_match,
     probe_gap_message,
     probe_port_ok,
@@ -284,7 +285,12 @@ def validating_variables(
         {
             "name": f"m{i}",
             "expression": policy_match(
-                policies[i], "variables.ns", "variables.nsLabels", "variables.podLabels"
+                # Controlled objects are not judged here (NOT_CONTROLLED): each counts as its pods do.
+                policies[i],
+                "variables.ns",
+                "variables.nsLabels",
+                "variables.podLabels",
+                pods_of("variables.kind"),
             ),
         }
         for i in sorted(givers | set(judged))

@@ -47,7 +47,7 @@ def judge(
 
     Each violation counts against the policy that demands the fix (``Violation.policy``).
     """
-    matched = matching_policies(policies, namespace, namespace_labels, pod.labels)
+    matched = matching_policies(policies, namespace, namespace_labels, pod.labels, pod.kinds)
     if not matched:
         return Judgement()
     by_policy: dict[str, list[Violation]] = {}

@@ -74,7 +74,9 @@ def unmanaged_reason(
         return "namespace ignored", None
     if facts.opted_out:
         return "opted out by annotation", None
-    matched = matching_policies(policies, facts.namespace, namespace_labels, facts.template_labels)
+    matched = matching_policies(
+        policies, facts.namespace, namespace_labels, facts.template_labels, (facts.kind,)
+    )
     settings = merge_settings(policy.policy for policy in matched)
     if settings is None:
         return "no policy enables configRollout", None
