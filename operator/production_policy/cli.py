@@ -185,6 +185,24 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE_OR_DIR",
         help="ProductionPolicy manifests to check against",
     )
+    check.add_argument(
+        "--namespace-labels",
+        action="extend",
+        nargs="+",
+        metavar="NS=KEY=VALUE[,KEY=VALUE]",
+        help="labels of a namespace, for namespaceSelectors (Namespace manifests among -f count too)",
+    )
+    check.add_argument(
+        "--namespace-labels-file",
+        action="append",
+        metavar="FILE",
+        help="a file of --namespace-labels entries, one per line (# starts a comment)",
+    )
+    check.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 2 when a policy's namespaceSelector could not be evaluated (namespace labels unknown)",
+    )
     check.add_argument("-o", "--output", choices=("table", "json"), default="table")
     check.add_argument(
         "--fail-on",

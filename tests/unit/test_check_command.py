@@ -264,3 +264,64 @@ def test_workloads_without_names_or_namespaces(tmp_path: Path, capsys: pytest.Ca
     workload = json.loads(out)["workloads"][0]
     assert (workload["name"], workload["namespace"]) == ("job-*", "default")
     assert code == 1  # the baseline's readiness probe has no port to use
+
+
+# --- namespace selectors ---------------------------------------------------------------------------
+
+_PROD_ONLY = {
+    "apiVersion": "productionpolicy.dev/v1alpha1",
+    "kind": "ProductionPolicy",
+    "metadata": {"name": "prod-probes"},
+    "spec": {
+        "match": {"namespaceSelector": {"matchLabels": {"env": "prod"}}},
+        "probes": {"readiness": {"required": True}},
+    },
+}
+_SHOP_DEPLOYMENT = {
+    "apiVersion": "apps/v1",
+    "kind": "Deployment",
+    "metadata": {"name": "web", "namespace": "shop"},
+    "spec": {
+        "selector": {"matchLabels": {"app": "web"}},
+        "template": {
+            "metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "app", "image": "x"}]},
+        },
+    },
+}
+_SHOP = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop", "labels": {"env": "prod"}}}
+
+
+def test_a_namespace_manifest_gives_its_labels(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    policy = _write(tmp_path, "policy.yaml", yaml.safe_dump(_PROD_ONLY))
+    workloads = _write(tmp_path, "w.yaml", yaml.safe_dump_all([_SHOP, _SHOP_DEPLOYMENT]))
+    code, out, err = _run(capsys, "-f", workloads, "--policy", policy)
+    assert code == 1 and "ENFORCE  prod-probes" in out and "not evaluated" not in out + err
+    assert "skipped" not in out  # the Namespace was used, not skipped
+
+
+def test_namespace_labels_flag_and_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    policy = _write(tmp_path, "policy.yaml", yaml.safe_dump(_PROD_ONLY))
+    workloads = _write(tmp_path, "w.yaml", yaml.safe_dump(_SHOP_DEPLOYMENT))
+    assert _run(capsys, "-f", workloads, "--policy", policy, "--namespace-labels", "shop=env=prod")[0] == 1
+    assert _run(capsys, "-f", workloads, "--policy", policy, "--namespace-labels", "shop=env=dev")[0] == 0
+    labels = _write(tmp_path, "labels.txt", "# namespaces\nshop=env=prod,team=a\n")
+    assert _run(capsys, "-f", workloads, "--policy", policy, "--namespace-labels-file", labels)[0] == 1
+    code, _, err = _run(capsys, "-f", workloads, "--policy", policy, "--namespace-labels", "shop")
+    assert code == 2 and "expected NAMESPACE=KEY=VALUE" in err
+
+
+def test_an_unknown_namespace_is_reported_not_guessed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    policy = _write(tmp_path, "policy.yaml", yaml.safe_dump(_PROD_ONLY))
+    workloads = _write(tmp_path, "w.yaml", yaml.safe_dump(_SHOP_DEPLOYMENT))
+    code, out, err = _run(capsys, "-f", workloads, "--policy", policy)
+    assert code == 0 and "compliant, not evaluated (1)" in out
+    assert "UNKNOWN  prod-probes: namespaceSelector not evaluated" in out
+    assert 'labels of namespace "shop" are unknown' in err
+    assert _run(capsys, "-f", workloads, "--policy", policy, "--strict")[0] == 2
+    code, out, _ = _run(capsys, "-f", workloads, "--policy", policy, "-o", "json", "--strict")
+    report = json.loads(out)
+    assert code == report["exitCode"] == 2
+    assert report["workloads"][0]["unevaluatedPolicies"] == ["prod-probes"] and len(report["warnings"]) == 1

@@ -8,7 +8,7 @@ import pytest
 
 from production_policy.engine import IGNORE, matching_policies
 from production_policy.engine.compiled import precedence_order
-from production_policy.engine.matching import selector_matches
+from production_policy.engine.matching import depends_on_namespace_labels, selector_matches
 from production_policy.engine.merge import merge_defaults
 from tests.support.engine import TCP_AUTO, policy
 
@@ -131,3 +131,14 @@ def test_each_default_comes_from_the_highest_priority_policy_that_has_one() -> N
         assert (merged.requests["cpu"].value, merged.requests["cpu"].policy) == ("300m", "high")
         assert (merged.requests["memory"].value, merged.requests["memory"].policy) == ("32Mi", "a-tie")
         assert merged.limits["memory"].policy == "low"
+
+
+def test_only_a_selector_that_decides_depends_on_namespace_labels() -> None:
+    selector = {"namespaceSelector": {"matchLabels": {"env": "prod"}}}
+    decides = policy("p", match=selector).policy
+    elsewhere = policy("p", match={**selector, "namespaces": ["other"]}).policy
+    excluded = policy("p", exclude=selector).policy
+    assert depends_on_namespace_labels(decides, "shop", {}, {"Pod"})
+    assert not depends_on_namespace_labels(elsewhere, "shop", {}, {"Pod"})  # cannot match anyway
+    assert depends_on_namespace_labels(excluded, "shop", {}, {"Pod"})
+    assert not depends_on_namespace_labels(policy("p").policy, "shop", {}, {"Pod"})

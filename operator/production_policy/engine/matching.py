@@ -62,15 +62,46 @@ def _meets_all(
     kinds: Collection[str],
 ) -> bool:
     """Whether every criterion the selector gives holds (criteria not given hold trivially)."""
+    return _meets_all_but_namespace_labels(selector, namespace, pod_labels, kinds) and (
+        selector.namespace_selector is None or selector_matches(selector.namespace_selector, namespace_labels)
+    )
+
+
+def _meets_all_but_namespace_labels(
+    selector: WorkloadSelector, namespace: str, pod_labels: Mapping[str, str], kinds: Collection[str]
+) -> bool:
     return (
         (not selector.kinds or any(kind in kinds for kind in selector.kinds))
         and (not selector.namespaces or namespace in selector.namespaces)
-        and (
-            selector.namespace_selector is None
-            or selector_matches(selector.namespace_selector, namespace_labels)
-        )
         and (selector.pod_selector is None or selector_matches(selector.pod_selector, pod_labels))
     )
+
+
+def depends_on_namespace_labels(
+    policy: ProductionPolicy, namespace: str, pod_labels: Mapping[str, str], kinds: Collection[str]
+) -> bool:
+    """Whether, everything else about a pod being known, only its namespace's labels can decide
+    whether ``policy`` applies to it: what a caller that does not know them (``check``) cannot
+    decide, and must say so rather than guess.
+
+    True when the outcome differs between some two ways the ``match`` and ``exclude``
+    namespaceSelectors could turn out.
+    """
+    spec = policy.spec
+
+    def ways(selector: WorkloadSelector) -> tuple[bool, ...]:
+        return (True, False) if selector.namespace_selector is not None else (True,)
+
+    matched = _meets_all_but_namespace_labels(spec.match, namespace, pod_labels, kinds)
+    excludable = not spec.exclude.is_empty() and _meets_all_but_namespace_labels(
+        spec.exclude, namespace, pod_labels, kinds
+    )
+    outcomes = {
+        matched and match_holds and not (excludable and exclude_holds)
+        for match_holds in ways(spec.match)
+        for exclude_holds in ways(spec.exclude)
+    }
+    return len(outcomes) > 1
 
 
 def policy_matches(
