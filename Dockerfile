@@ -2,19 +2,27 @@
 # The production-policy image: the webhook, the controller and the chart's hooks all run it.
 # tests/unit/test_dockerfile.py lints this file with hadolint and replays the build stage's steps
 # in a clean virtualenv, then runs `production-policy --version`.
+# Without a registry, `make image` (devtools/image.py) passes a Python 3.11 base built from Debian's
+# packages and OFFLINE_WHEELS=1 with the locked wheels in .wheelhouse/: the build needs no network.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 # ---- build: the wheel, then a virtualenv holding it and its locked dependencies -------------
 FROM ${PYTHON_IMAGE} AS build
+ARG OFFLINE_WHEELS=""
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
+# .wheelhouse/ is absent unless prepared; the wildcard then copies only requirements.lock.
+COPY requirements.lock .wheelhouse* /wheelhouse/
 COPY pyproject.toml requirements.lock README.md ./
 COPY operator/ operator/
-RUN python -m pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
+# The venv's own pip builds and installs: Debian's python3 has no pip outside a venv.
+RUN python3 -m venv /opt/venv \
+    && /opt/venv/bin/pip wheel --no-cache-dir ${OFFLINE_WHEELS:+--no-index --find-links=/wheelhouse} \
+       --no-deps --wheel-dir /wheels .
 # requirements.lock pins the dev tools too; as constraints it pins every runtime dependency of
 # the wheel to its locked version without installing pytest, mypy and the like into the image.
-RUN python -m venv /opt/venv \
-    && /opt/venv/bin/pip install --no-cache-dir --constraint requirements.lock /wheels/*.whl \
+RUN /opt/venv/bin/pip install --no-cache-dir ${OFFLINE_WHEELS:+--no-index --find-links=/wheelhouse} \
+       --constraint requirements.lock /wheels/*.whl \
     && /opt/venv/bin/pip check
 
 # ---- runtime: no compiler, no pip cache, no source tree ------------------------------------

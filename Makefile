@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 SCENARIOS ?= all
 
-.PHONY: help install lock cluster-bins cluster kind-bins kind-cluster demo generate check-generated fmt lint typecheck unit e2e kind test clean bench
+.PHONY: help install lock cluster-bins cluster kind-bins kind-cluster image demo generate check-generated fmt lint typecheck unit e2e kind test clean bench
 CLUSTER ?= local
 # Python sources that ruff formats and checks.
 SOURCES := operator devtools tests bench
@@ -38,6 +38,9 @@ cluster: cluster-bins  ## a local control plane in the foreground; kubeconfig in
 
 kind-bins: cluster-bins  ## kind, kubelet & co., the node and busybox images (a dockerd of ours if none runs)
 	$(BIN)/python -m devtools.kind prepare
+
+image:  ## the operator image production-policy:dev, built offline (a dockerd of ours if none runs)
+	$(BIN)/python -m devtools.image
 
 kind-cluster: kind-bins  ## a kind cluster (real kubelet) in the foreground; kubeconfig in .cluster/kind.kubeconfig
 	$(BIN)/python -m devtools.kind --kubeconfig-out .cluster/kind.kubeconfig

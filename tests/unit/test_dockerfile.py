@@ -98,12 +98,17 @@ def _copy_into_context(sources: list[str], destination: Path) -> None:
 
 def replay_build_stage(stage: list[Instruction], root: Path) -> dict[str, Path]:
     """Run the stage here; returns the image paths mapped to local ones."""
-    mapping = {"/opt/venv": root / "venv", "/wheels": root / "wheels", "/src": root / "src"}
+    mapping = {
+        "/opt/venv": root / "venv",
+        "/wheels": root / "wheels",
+        "/wheelhouse": root / "wheelhouse",
+        "/src": root / "src",
+    }
     env = dict(os.environ)
-    # `python` in the image is its only interpreter; here, the one running the tests.
+    # `python3` in the image is its only interpreter; here, the one running the tests.
     shim = root / "bin"
     shim.mkdir()
-    (shim / "python").symlink_to(sys.executable)
+    (shim / "python3").symlink_to(sys.executable)
     env["PATH"] = f"{shim}{os.pathsep}{env['PATH']}"
     cwd = root
     for instruction in stage[1:]:
@@ -113,6 +118,10 @@ def replay_build_stage(stage: list[Instruction], root: Path) -> dict[str, Path]:
         if instruction.keyword == "WORKDIR":
             cwd = Path(args)
             cwd.mkdir(parents=True, exist_ok=True)
+        elif instruction.keyword == "ARG":
+            # Replayed as `docker build` without --build-arg: each ARG has its default.
+            name, _, default = args.partition("=")
+            env[name] = shlex.split(default)[0] if shlex.split(default) else ""
         elif instruction.keyword == "ENV":
             env.update(dict(part.split("=", 1) for part in shlex.split(args)))
         elif instruction.keyword == "COPY":
