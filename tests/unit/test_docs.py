@@ -90,10 +90,14 @@ ALL = [
 
 
 def _docker_images(doc: str) -> set[str]:
-    """The images the ``docker build`` commands of this document tag."""
+    """The images the ``docker build`` and ``make image`` commands of this document tag."""
+    from devtools.image import DEFAULT_TAG
+
     images: set[str] = set()
     for _, _, command in (c for c in ALL if c[0] == doc):
         words = shlex.split(command)
+        if words[:2] == ["make", "image"]:
+            images.add(DEFAULT_TAG)
         if words[:2] == ["docker", "build"]:
             images |= {words[i + 1] for i, w in enumerate(words) if w in ("-t", "--tag")}
     return images
@@ -216,8 +220,12 @@ def _check_docker(words: list[str], where: str) -> None:
     dockerfile = context / options.get("-f", options.get("--file", "Dockerfile"))
     assert dockerfile.is_file(), f"no {dockerfile.relative_to(REPO)}"
     version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    from devtools.image import DEFAULT_TAG
+
     tag = options.get("-t", options.get("--tag", ""))
-    assert tag.rpartition(":")[2] == version, f"{tag}: the tag is not the package version {version}"
+    assert tag.rpartition(":")[2] == version or tag == DEFAULT_TAG, (
+        f"{tag}: the tag is neither the package version {version} nor make image's {DEFAULT_TAG}"
+    )
 
 
 def _check_kind(words: list[str], where: str, doc: str) -> None:
