@@ -25,6 +25,25 @@ edit by hand. `kubectl explain prodpol.spec --recursive` shows the same descript
 API server.
 """
 
+# Why the defaults look the way they do: the one thing the field table cannot say.
+PROBE_DEFAULTS = """## Probe defaults must pass on any app
+
+A default is injected into containers whose authors wrote no probe, so all it knows of the app is
+its declared port. It must therefore pass on an app that serves nothing but that port: a plain
+HTTP server answering only `/`, or a server that does not speak HTTP at all.
+
+- **liveness**: `tcpSocket: {port: auto}`. A failed liveness probe restarts the container: a
+  default on a path the app does not serve (`/healthz`, say) restarts a healthy app forever, and
+  the port accepting connections is all a default can know of a hung process.
+- **readiness**: `tcpSocket: {port: auto}`, or `httpGet: {path: /, port: auto}` for pods known to
+  serve HTTP at `/` (the `tier: web` pods of `examples/policies/web-baseline.yaml`). A failing
+  readiness probe restarts nothing, but keeps the pod out of its Services and stalls every rollout.
+- **startup**: `tcpSocket: {port: auto}` whose `failureThreshold` times `periodSeconds` is longer
+  than the slowest start: liveness waits until the port opens.
+- Never a path the app may not serve, and never `exec` (a placeholder command proves nothing). An
+  app with a health endpoint declares its own probe; a probe the user wrote is never overwritten.
+"""
+
 
 def _type(node: dict[str, Any]) -> str:
     if node.get("x-kubernetes-int-or-string"):
@@ -68,7 +87,7 @@ def _rows(node: dict[str, Any], path: str, rows: list[str], rules: list[str]) ->
 def reference_markdown() -> str:
     """The whole reference page."""
     schema = custom_resource_definition()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
-    sections = [HEADER]
+    sections = [HEADER, PROBE_DEFAULTS]
     for top in ("spec", "status"):
         rows: list[str] = ["| field | type | description | constraints |", "|---|---|---|---|"]
         rules: list[str] = []

@@ -179,7 +179,7 @@ class ProbeRule(KubeModel):
         default=None,
         alias="default",
         description="Probe injected into containers that have none; a container without a usable port "
-        "gets none.",
+        "gets none. It must pass on an app that serves nothing but its port: tcpSocket, or httpGet on /.",
     )
 
 
