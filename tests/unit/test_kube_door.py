@@ -156,15 +156,16 @@ def test_an_event_regards_its_object_and_names_our_controller() -> None:
     assert body["metadata"]["name"].startswith("db.")
 
 
-def test_the_long_running_processes_never_load_the_official_client() -> None:
-    """kopf would import every model class of ``kubernetes.client`` (some 40 MiB) if let."""
+def test_the_long_running_processes_never_load_an_optional_client() -> None:
+    """kopf would import every model class of ``kubernetes.client`` (some 40 MiB), and pykube with
+    requests (8 MiB), if let."""
     code = (
         "import sys\n"
         "from production_policy import processes\n"
         "processes.import_kopf()\n"
         "import production_policy.processes.controller, production_policy.processes.webhook\n"
         "import production_policy.processes.dev\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'kubernetes'))\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('kubernetes', 'pykube', 'requests')))\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True

@@ -11,20 +11,27 @@ installation options (:mod:`.options`).
 import importlib
 import sys
 
+OPTIONAL_CLIENTS = ("kubernetes.client", "pykube", "pykube.objects")
+"""The third-party clients kopf imports whenever they are installed: the official one (where it is
+a dependency: the image) and pykube-ng (where the test tooling brought it: a dev venv)."""
+
 
 def import_kopf() -> None:
-    """Import kopf without letting it load the official client; the first thing each process does."""
-    # kopf imports ``kubernetes.client`` whenever it is installed (its helper for optional
-    # third-party clients, to recognise that client's model objects in kopf.adopt() and the
-    # like, which we never pass it), and that import loads every model class: some 40 MiB of
-    # RSS in each long-running process. The product does not use that client (production_policy
-    # .kube speaks HTTP itself), so while kopf is first imported the name is made unimportable
-    # (None in sys.modules), and kopf takes the fallback it has for a missing client. An import
-    # of kubernetes.client afterwards (a test's) works as usual.
-    if "kopf" in sys.modules or "kubernetes.client" in sys.modules:
+    """Import kopf without letting it load an optional client; the first thing each process does."""
+    # kopf imports ``kubernetes.client`` and ``pykube`` whenever they are installed (its helper for
+    # optional third-party clients, to recognise their model objects in kopf.adopt() and the
+    # like, which we never pass it). ``kubernetes.client`` loads every model class: some 40 MiB
+    # of RSS in each long-running process; ``pykube`` brings requests, oauthlib and
+    # charset-normalizer: 8 MiB more. The product uses neither (production_policy.kube speaks
+    # HTTP itself), so while kopf is first imported the names are made unimportable (None in
+    # sys.modules), and kopf takes the fallback it has for a missing client. An import of
+    # either afterwards (a test's) works as usual.
+    if "kopf" in sys.modules or any(name in sys.modules for name in OPTIONAL_CLIENTS):
         return
-    sys.modules["kubernetes.client"] = None  # type: ignore[assignment]
+    for name in OPTIONAL_CLIENTS:
+        sys.modules[name] = None  # type: ignore[assignment]
     try:
         importlib.import_module("kopf")
     finally:
-        del sys.modules["kubernetes.client"]
+        for name in OPTIONAL_CLIENTS:
+            del sys.modules[name]
