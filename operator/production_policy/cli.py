@@ -12,6 +12,7 @@ from typing import Any
 
 from production_policy import __version__, logs, metrics
 from production_policy.engine.apiserver import ENGINES
+from production_policy.engine.probewatch import Thresholds
 
 
 def _operator_options(parser: argparse.ArgumentParser) -> None:
@@ -40,6 +41,53 @@ def _operator_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _positive(kind: type[int] | type[float]) -> Any:
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{text} must be above 0")
+        return value
+
+    return parse
+
+
+def _probe_watch_options(parser: argparse.ArgumentParser) -> None:
+    defaults = Thresholds()
+    parser.add_argument(
+        "--probe-watch",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="watch what the injected probes do: pods and the kubelet's Unhealthy/Killing Events "
+        "(default: on)",
+    )
+    parser.add_argument(
+        "--probe-restarts",
+        type=_positive(int),
+        default=defaults.restarts,
+        metavar="N",
+        help="restarts by an injected liveness/startup probe, within the window, that make it failing "
+        f"(default {defaults.restarts})",
+    )
+    parser.add_argument(
+        "--probe-window-seconds",
+        type=_positive(float),
+        default=defaults.window_seconds,
+        metavar="S",
+        help=f"the window those restarts are counted in (default {defaults.window_seconds:.0f})",
+    )
+    parser.add_argument(
+        "--probe-unready-seconds",
+        type=_positive(float),
+        default=defaults.unready_seconds,
+        metavar="S",
+        help="how long an injected readiness/startup probe may keep a running container unready "
+        f"(default {defaults.unready_seconds:.0f})",
+    )
+
+
 def _run_webhook(args: argparse.Namespace) -> int:
     from production_policy import processes
 
@@ -64,6 +112,10 @@ def _controller_options(args: argparse.Namespace) -> Any:
         ignored_namespaces=SYSTEM_NAMESPACES | set(args.exclude_namespace),
         leader_election=getattr(args, "leader_election", False),
         admission_engine=args.admission_engine,
+        probe_watch=args.probe_watch,
+        probe_thresholds=Thresholds(
+            args.probe_restarts, args.probe_window_seconds, args.probe_unready_seconds
+        ),
     )
 
 
@@ -145,12 +197,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="act only while holding the Lease production-policy-controller in --namespace, so "
         "replicas can stand by (default: on)",
     )
+    _probe_watch_options(controller)
     controller.set_defaults(handler=_run_controller)
 
     run = commands.add_parser("run", help="the whole operator in one process (--dev: for local clusters)")
     _operator_options(run)
     run.add_argument("--dev", action="store_true", help="self-signed certificate, webhooks registered by URL")
     run.add_argument("--port", type=int, default=9443, help="webhook port on 127.0.0.1")
+    _probe_watch_options(run)
     run.set_defaults(handler=_run_dev)
 
     uninstall = commands.add_parser(

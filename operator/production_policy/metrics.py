@@ -32,7 +32,7 @@ BREAKER_TRIPS = Counter(
 )
 INDEX_ENTRIES = Gauge(
     "production_policy_index_entries",
-    "Entries held in memory, by index (policies, namespaces, workloads, sources).",
+    "Entries held in memory, by index (policies, namespaces, workloads, sources, probed_pods).",
     ["index"],
 )
 ERRORS = Counter(
@@ -40,8 +40,17 @@ ERRORS = Counter(
     "Errors handled without crashing, by component.",
     ["component"],
 )
-for _component in ("admission", "rollout", "audit"):
+for _component in ("admission", "rollout", "audit", "probewatch"):
     ERRORS.labels(_component)  # present at 0 from the start, so a rate() has a baseline
+
+INJECTED_PROBE_FAILURES = Gauge(
+    "production_policy_injected_probe_failures",
+    "Injected probes failing a workload now (restarting its containers, or keeping them unready), by probe "
+    "kind: one per workload, container and probe.",
+    ["probe"],
+)
+for _probe in ("readiness", "liveness", "startup"):
+    INJECTED_PROBE_FAILURES.labels(_probe)
 
 LEADER = Gauge(
     "production_policy_leader",

@@ -61,6 +61,7 @@ def test_names_scope_subresources_and_columns() -> None:
         "Enforcement": ".spec.enforcement",
         "Matched": ".status.matchedWorkloads",
         "Non-Compliant": ".status.nonCompliantWorkloads",
+        "Probe-Failing": ".status.probeFailingWorkloads",
         "Priority": ".spec.priority",
         "Age": ".metadata.creationTimestamp",
     }

@@ -16,12 +16,19 @@ from production_policy.api.policy import (
 )
 from production_policy.api.probes import AUTO_PORT, ProbePolicy, ProbeRule, ProbeTemplate
 from production_policy.api.resources import QOS_ORDER, RESOURCE_NAMES, QoSClass, ResourceName, ResourcePolicy
-from production_policy.api.status import MAX_STATUS_VIOLATIONS, ProductionPolicyStatus, StatusViolation
+from production_policy.api.status import (
+    MAX_STATUS_PROBE_FAILURES,
+    MAX_STATUS_VIOLATIONS,
+    ProductionPolicyStatus,
+    StatusProbeFailure,
+    StatusViolation,
+)
 
 __all__ = [
     "API_VERSION",
     "AUTO_PORT",
     "ENFORCEMENTS",
+    "MAX_STATUS_PROBE_FAILURES",
     "MAX_STATUS_VIOLATIONS",
     "QOS_ORDER",
     "RESOURCE_NAMES",
@@ -37,6 +44,7 @@ __all__ = [
     "QoSClass",
     "ResourceName",
     "ResourcePolicy",
+    "StatusProbeFailure",
     "StatusViolation",
     "WorkloadSelector",
     "parse_policy",

@@ -70,6 +70,8 @@ def _printer_columns() -> list[dict[str, Any]]:
          "description": "Workloads the policy applies to."},
         {"name": "Non-Compliant", "type": "integer", "jsonPath": ".status.nonCompliantWorkloads",
          "description": "Matched workloads that break a rule."},
+        {"name": "Probe-Failing", "type": "integer", "jsonPath": ".status.probeFailingWorkloads",
+         "description": "Workloads a probe injected from this policy restarts or keeps unready."},
         {"name": "Priority", "type": "integer", "jsonPath": ".spec.priority", "priority": 1,
          "description": "Precedence of the policy's defaults."},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},

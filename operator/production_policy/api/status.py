@@ -9,6 +9,7 @@ from pydantic import Field
 from production_policy.api.base import NAME_MAX, KubeModel
 
 MAX_STATUS_VIOLATIONS = 20
+MAX_STATUS_PROBE_FAILURES = 10
 MESSAGE_MAX = 1024
 
 
@@ -39,6 +40,19 @@ class StatusViolation(KubeModel):
     message: str = Field(max_length=MESSAGE_MAX, description="What violates the policy and what to add.")
 
 
+class StatusProbeFailure(KubeModel):
+    """One probe this policy's default injected that fails a workload."""
+
+    namespace: str = Field(max_length=NAME_MAX, description="Namespace of the workload.")
+    kind: str = Field(max_length=64, description="Kind of the workload: Deployment, StatefulSet, Pod, ...")
+    name: str = Field(max_length=NAME_MAX, description="Name of the workload.")
+    container: str = Field(max_length=NAME_MAX, description="The container the probe was injected into.")
+    probe: Literal["readiness", "liveness", "startup"] = Field(description="Which probe fails.")
+    message: str = Field(
+        max_length=MESSAGE_MAX, description="The injected probe, what the kubelet did, and its last message."
+    )
+
+
 class ProductionPolicyStatus(KubeModel):
     """Observed state of the policy, kept current by the controller."""
 
@@ -59,4 +73,15 @@ class ProductionPolicyStatus(KubeModel):
         default_factory=list,
         max_length=MAX_STATUS_VIOLATIONS,
         description=f"Up to {MAX_STATUS_VIOLATIONS} violating workloads, most severe first.",
+    )
+    probe_failing_workloads: int | None = Field(
+        default=None,
+        ge=0,
+        description="Workloads that a probe injected from this policy's defaults restarts or keeps unready.",
+    )
+    probe_failures: list[StatusProbeFailure] | None = Field(
+        default=None,
+        max_length=MAX_STATUS_PROBE_FAILURES,
+        description=f"Up to {MAX_STATUS_PROBE_FAILURES} injected probes failing workloads, by namespace, kind"
+        " and name.",
     )

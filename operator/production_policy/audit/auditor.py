@@ -19,7 +19,7 @@ from typing import Any
 
 from production_policy import kube
 from production_policy.api import MAX_STATUS_VIOLATIONS
-from production_policy.engine import CompiledPolicy, audit
+from production_policy.engine import CompiledPolicy, audit, probewatch
 from production_policy.processes.clusterview import ClusterView, NamespaceChange, PolicyChange
 from production_policy.processes.options import ControllerOptions
 
@@ -56,12 +56,15 @@ class Auditor:
         api: kube.ApiClient,
         compiled: Callable[[str], tuple[str, str, str]] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        probes: Callable[[str], probewatch.ProbeTally] | None = None,
     ) -> None:
         self.view = view
         self.options = options
         self.api = api
         self.compiled = compiled
         """The CompiledToAPIServer condition of a policy, when the API server is asked to enforce."""
+        self.probes = probes
+        """The failing injected probes of a policy's defaults, when the probe watch runs."""
         self.clock = clock
         self.book = audit.ComplianceBook()
         self.subjects: dict[audit.WorkloadRef, audit.Subject] = {}
@@ -153,6 +156,20 @@ class Auditor:
         """Recompute every policy's status (what the API server enforces changed)."""
         self._mark(self.records)
 
+    def rewrite(self, names: Iterable[str]) -> None:
+        """Recompute these policies' statuses (what the probe watch reports of them changed)."""
+        self._mark(names)
+
+    def workload_uid(self, ref: audit.WorkloadRef) -> str:
+        """The uid of an audited workload ("" when it is not one, or not seen yet): Events regard it."""
+        subject = self.subjects.get(ref)
+        return subject.uid if subject is not None else ""
+
+    def policy_uid(self, name: str) -> str | None:
+        """The uid of a policy; None when it is not known (deleted)."""
+        record = self.records.get(name)
+        return record.uid if record is not None else None
+
     def _mark(self, names: Iterable[str]) -> None:
         names = set(names)
         if names:
@@ -172,9 +189,10 @@ class Auditor:
             "uid": subject.uid,
         }
         note = audit.injected_note(ref, injected)
-        self._post(kube.EventSpec(ref.namespace, regarding, audit.DEFAULTS_INJECTED, note, action="Default"))
+        self.post(kube.EventSpec(ref.namespace, regarding, audit.DEFAULTS_INJECTED, note, action="Default"))
 
-    def _post(self, event: kube.EventSpec) -> None:
+    def post(self, event: kube.EventSpec) -> None:
+        """Queue an Event for posting (dropped, and logged, when too many wait)."""
         try:
             self._events.put_nowait(event)
         except asyncio.QueueFull:
@@ -237,7 +255,11 @@ class Auditor:
         )
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         desired = audit.desired_status(
-            facts, self.book.tally(name, MAX_STATUS_VIOLATIONS), record.status, now
+            facts,
+            self.book.tally(name, MAX_STATUS_VIOLATIONS),
+            record.status,
+            now,
+            self.probes(name) if self.probes is not None else None,
         )
         patch = audit.status_patch(record.status, desired)
         if patch is None:
@@ -269,6 +291,6 @@ class Auditor:
             (log.warning if change.warning else log.info)(
                 "policy %s: %s: %s", name, change.reason, change.note
             )
-            self._post(
+            self.post(
                 kube.EventSpec.about_policy(name, record.uid, change.reason, change.note, change.warning)
             )

@@ -17,7 +17,7 @@ import kopf
 
 from production_policy import kube
 from production_policy.audit.auditor import Auditor
-from production_policy.engine import kinds
+from production_policy.engine import kinds, probewatch
 from production_policy.processes import runtime
 from production_policy.processes.clusterview import ClusterView
 from production_policy.processes.options import ControllerOptions
@@ -31,11 +31,13 @@ def register_audit(
     options: ControllerOptions,
     started: runtime.Started[Auditor],
     compiled: Callable[[str], tuple[str, str, str]] | None = None,
+    probes: Callable[[str], probewatch.ProbeTally] | None = None,
 ) -> None:
     """Register the policy status and audit into ``registry``; ``started`` holds the Auditor once made.
 
     ``compiled`` gives each policy's CompiledToAPIServer condition (when the API server is asked
-    to enforce: see :mod:`production_policy.apiserver`).
+    to enforce: see :mod:`production_policy.apiserver`); ``probes`` the failing injected probes of
+    each policy's defaults (when the probe watch runs: see :mod:`production_policy.probewatch`).
 
     ``view`` must be kept current by :func:`production_policy.processes.clusterview.register_views`,
     registered into the same registry *before* this: kopf runs a resource's handlers in
@@ -48,7 +50,7 @@ def register_audit(
 
     @kopf.on.startup(registry=registry, id="audit-startup")
     async def start(**_: Any) -> None:
-        auditor = started.set(Auditor(view, options, kube.api_client(), compiled))
+        auditor = started.set(Auditor(view, options, kube.api_client(), compiled, probes=probes))
         tasks.append(asyncio.create_task(auditor.run(), name="policy status writer"))
         tasks.append(asyncio.create_task(auditor.post_events(), name="audit event poster"))
 

@@ -1,7 +1,7 @@
-"""The reads: the initial listings of policies and namespaces, and paged list-then-watch of sources.
+"""The reads: the initial listings of policies and namespaces, and paged list-then-watch of what
+the controller follows itself: sources (ConfigMaps, Secrets) and the kubelet's Events.
 
-Sources (ConfigMaps, Secrets) are read as raw JSON, not the client's models: a page of Secrets is
-parsed once and dropped.
+They are read as raw JSON, not the client's models: a page of Secrets is parsed once and dropped.
 """
 
 from __future__ import annotations
@@ -13,8 +13,12 @@ from production_policy import GROUP, PLURAL, VERSION
 from production_policy.kube.client import TIMEOUT, ApiClient, Watching, path
 from production_policy.kube.errors import ApiError, Expired
 
-SOURCES = {"ConfigMap": path("api", "v1", "configmaps"), "Secret": path("api", "v1", "secrets")}
-"""The ConfigMaps, or the Secrets, of every namespace."""
+LISTED = {
+    "ConfigMap": path("api", "v1", "configmaps"),
+    "Secret": path("api", "v1", "secrets"),
+    "Event": path("api", "v1", "events"),
+}
+"""The ConfigMaps, the Secrets, or the core/v1 Events (the kubelet's), of every namespace."""
 
 
 def list_policies(api: ApiClient) -> list[dict[str, Any]]:
@@ -35,7 +39,8 @@ def list_namespaces(api: ApiClient) -> list[tuple[str, Mapping[str, str]]]:
 def list_page(
     api: ApiClient, kind: str, limit: int, token: str | None, field_selector: str
 ) -> dict[str, Any]:
-    """One page of the ConfigMaps or Secrets of every namespace (raw JSON: items, metadata.continue).
+    """One page of the objects of a kind of :data:`LISTED` in every namespace (raw JSON: items,
+    metadata.continue), as ``field_selector`` selects them.
 
     :class:`Expired` when the continue token is too old.
     """
@@ -43,7 +48,7 @@ def list_page(
     if token:
         query["continue"] = token
     try:
-        page: dict[str, Any] = api.request("GET", SOURCES[kind], query=query, timeout=TIMEOUT * 3)
+        page: dict[str, Any] = api.request("GET", LISTED[kind], query=query, timeout=TIMEOUT * 3)
     except ApiError as exc:
         if exc.status == 410:
             raise Expired(exc.reason) from None
@@ -52,11 +57,11 @@ def list_page(
 
 
 class Watch:
-    """One watch of the ConfigMaps or Secrets of every namespace at a time; stoppable from any thread."""
+    """One watch of a kind of :data:`LISTED` in every namespace at a time; stoppable from any thread."""
 
     def __init__(self, api: ApiClient, kind: str, field_selector: str) -> None:
         self._api = api
-        self._path = SOURCES[kind]
+        self._path = LISTED[kind]
         self._field_selector = field_selector
         self._watching: Watching | None = None
 

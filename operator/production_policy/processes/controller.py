@@ -15,6 +15,7 @@ import os
 from production_policy import kube
 from production_policy.apiserver import register_compiled
 from production_policy.audit import Auditor, register_audit
+from production_policy.probewatch import register_probewatch
 from production_policy.processes import runtime
 from production_policy.processes.clusterview import ClusterView, initial_sync, register_views
 from production_policy.processes.leadership import LeaderElector, LeadershipLost
@@ -70,6 +71,14 @@ async def _act(options: ControllerOptions) -> None:
     register_controller(registry, view, options)
     audit: runtime.Started[Auditor] = runtime.Started("the audit")
     compiled = register_compiled(registry, view, options, audit)
-    register_audit(registry, view, options, audit, compiled.condition if compiled is not None else None)
+    probes = register_probewatch(registry, view, options, audit)
+    register_audit(
+        registry,
+        view,
+        options,
+        audit,
+        compiled.condition if compiled is not None else None,
+        probes.tally if probes is not None else None,
+    )
     await asyncio.to_thread(initial_sync, view)
     await runtime.run_operator(registry)

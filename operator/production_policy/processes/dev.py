@@ -16,6 +16,7 @@ from production_policy import certs, kube
 from production_policy.admission import configuration, server
 from production_policy.apiserver import register_compiled
 from production_policy.audit import Auditor, register_audit
+from production_policy.probewatch import register_probewatch
 from production_policy.processes import runtime, webhook
 from production_policy.processes.options import ControllerOptions
 from production_policy.rollout import register_controller
@@ -42,7 +43,15 @@ async def run_dev(port: int, settings: configuration.WebhookSettings, controller
                 register_controller(registry, view, controller)
                 audit: runtime.Started[Auditor] = runtime.Started("the audit")
                 compiled = register_compiled(registry, view, controller, audit)
-                register_audit(registry, view, controller, audit, compiled.condition if compiled else None)
+                probes = register_probewatch(registry, view, controller, audit)
+                register_audit(
+                    registry,
+                    view,
+                    controller,
+                    audit,
+                    compiled.condition if compiled else None,
+                    probes.tally if probes else None,
+                )
                 await loop.run_in_executor(None, kube.register_configurations, api, configs)
                 try:
                     await runtime.run_operator(registry)

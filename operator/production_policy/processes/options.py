@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field
 
 from production_policy.engine.names import SYSTEM_NAMESPACES
+from production_policy.engine.probewatch import Thresholds
 
 DEFAULT_OPERATOR_NAMESPACE = "production-policy"
 DIGEST_KEY_SECRET = "production-policy-digest-key"
@@ -33,6 +34,10 @@ class ControllerOptions:
     admission policies applied in the API server (see ``production_policy.apiserver``)."""
     validating_failure_policy: str = "Fail"
     """failurePolicy of the compiled ValidatingAdmissionPolicies."""
+    probe_watch: bool = True
+    """Watch what the injected probes do (``production_policy.probewatch``): pods and kubelet Events."""
+    probe_thresholds: Thresholds = field(default_factory=Thresholds)
+    """When an injected probe counts as failing its workload."""
 
     @property
     def all_ignored_namespaces(self) -> frozenset[str]:

@@ -10,14 +10,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from production_policy.api import MAX_STATUS_VIOLATIONS, Enforcement, ProductionPolicyStatus, StatusViolation
+from production_policy.api import (
+    MAX_STATUS_VIOLATIONS,
+    Enforcement,
+    ProductionPolicyStatus,
+    StatusViolation,
+)
 from production_policy.api.status import Condition
 from production_policy.engine.apiserver.report import CONDITION as COMPILED
 from production_policy.engine.audit.book import Tally
 from production_policy.engine.audit.events import NOTE_MAX_BYTES, bounded_bytes
 from production_policy.engine.audit.judge import bounded
+
+if TYPE_CHECKING:  # engine.probewatch reads the audit's names: importing it here would be a cycle
+    from production_policy.engine.probewatch import ProbeTally
 
 READY = "Ready"
 ACTIVE = "Active"
@@ -61,10 +69,15 @@ class PolicyEvent:
 
 
 def desired_status(
-    facts: PolicyFacts, tally: Tally, previous: Mapping[str, Any] | None, now: str
+    facts: PolicyFacts,
+    tally: Tally,
+    previous: Mapping[str, Any] | None,
+    now: str,
+    probes: ProbeTally | None = None,
 ) -> dict[str, Any]:
     """The status the policy should have (wire form), given the one it has (``previous``) and ``now``
-    (RFC 3339), used only if the Ready condition changes.
+    (RFC 3339), used only if the Ready condition changes; ``probes``: the injected probes of its
+    defaults that fail workloads (None: the probe watch does not run, and the status says nothing).
 
     An unusable policy applies to nothing: its counts are 0 and Ready=False says why.
     """
@@ -82,6 +95,11 @@ def desired_status(
         status_, reason_, message_ = facts.compiled
         message_ = bounded(message_, CONDITION_MESSAGE_MAX)
         conditions.append(_condition(COMPILED, status_, reason_, message_, facts.generation, previous, now))
+    failing: dict[str, Any] = {}
+    if probes is not None:  # an unusable policy injects nothing: nothing of it fails
+        usable = reason == ACTIVE
+        failing["probe_failing_workloads"] = probes.failing_workloads if usable else 0
+        failing["probe_failures"] = probes.status_entries() if usable else []
     status = ProductionPolicyStatus(
         observed_generation=facts.generation,
         conditions=conditions,
@@ -96,6 +114,7 @@ def desired_status(
             )
             for listed in tally.top[:MAX_STATUS_VIOLATIONS]
         ],
+        **failing,
     )
     return status.model_dump(by_alias=True, exclude_none=True, mode="json")
 

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from production_policy.api import MAX_STATUS_PROBE_FAILURES, StatusProbeFailure
+from production_policy.api.status import MESSAGE_MAX
 from production_policy.engine.audit.events import NOTE_MAX_BYTES, bounded_bytes
 from production_policy.engine.audit.judge import bounded
 from production_policy.engine.audit.subjects import WorkloadRef
@@ -23,8 +25,6 @@ PROBE_FAILING = "InjectedProbeFailing"
 """Reason of the Warning Event on the workload and on the policy when an injected probe fails it."""
 PROBE_RECOVERED = "InjectedProbeRecovered"
 """Reason of the Event on the workload when it no longer shows the failure."""
-
-MESSAGE_MAX = 1024
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,20 @@ class ProbeTally:
 
     failing_workloads: int = 0
     top: tuple[Failure, ...] = ()
+
+    def status_entries(self) -> list[StatusProbeFailure]:
+        """The status's ``probeFailures``: the first :data:`MAX_STATUS_PROBE_FAILURES` of ``top``."""
+        return [
+            StatusProbeFailure(
+                namespace=failure.workload.namespace,
+                kind=failure.workload.kind,
+                name=failure.workload.name,
+                container=failure.container,
+                probe=failure.probe,
+                message=status_message(failure),
+            )
+            for failure in self.top[:MAX_STATUS_PROBE_FAILURES]
+        ]
 
 
 class FailureBook:
