@@ -3,8 +3,10 @@
 It starts the local control plane (or uses the current kube context), installs the CRD, runs
 the operator (``run --dev``), applies the example policy and shows what a platform engineer
 wants to see: defaults injected into pods, a non-conforming Deployment refused, a ConfigMap
-change rolling a Deployment, and the policy's status. Everything it started is stopped on the
-way out, Ctrl-C included.
+change rolling a Deployment, and the policy's status. The tour is one; a ``Site`` says where it
+runs: the cluster, how the operator got there, and whether real kubelets run the pods (then the
+tour's pods are busybox httpd servers, and it shows what only a kubelet does). Everything it
+started is stopped on the way out, Ctrl-C included.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -37,7 +40,9 @@ NAMESPACE = "demo"
 REPO = Path(__file__).resolve().parents[1]
 STATE_DIR = REPO / ".cluster"
 EXAMPLES = REPO / "examples"
+POLICY = EXAMPLES / "policies" / "web-baseline.yaml"
 WAIT_SECONDS = 90.0
+WEBHOOK_CONFIGURATION = "production-policy"
 
 
 class DemoError(RuntimeError):
@@ -68,8 +73,52 @@ def _documents(path: Path) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(path.read_text()) if d]
 
 
+@dataclass(frozen=True)
+class Site:
+    """Where the tour runs: the cluster, how the operator got there, and what the pods run on."""
+
+    kubeconfig: Path
+    title: str  # step 1's
+    started: tuple[str, ...]  # what was done to get the operator there, said in step 1
+    installs_crd: bool  # run --dev needs the CRD applied; the chart brings its own
+    operator_gone: Callable[[], str | None]  # why the operator cannot come up, once it cannot
+    # Real kubelets run the tour's pods: this image (busybox, loaded into the node) serves HTTP in
+    # them. None: KWOK nodes, where a pod is "Running" and "Ready" without anything running.
+    pod_image: str | None
+    keep_using: str  # how to go on after the tour, said at the end
+
+
+def serving(container: dict[str, Any], image: str, paths: list[str]) -> dict[str, Any]:
+    """``container`` as real nodes can run it offline: busybox httpd on its first declared port,
+    answering 200 at ``paths`` (those the policy probes, as the app it was written for does) and at
+    /, where it shows the LOG_LEVEL it started with (printed to its log too)."""
+    port = container["ports"][0]["containerPort"]
+    files = [p.strip("/") for p in paths if p.strip("/")]
+    script = "; ".join(
+        [
+            "mkdir -p /tmp/www",
+            *(f'mkdir -p "$(dirname /tmp/www/{f})" && echo ok > /tmp/www/{f}' for f in files),
+            'echo "started: LOG_LEVEL=${LOG_LEVEL:-(not set)}" | tee /tmp/www/index.html',
+            # -vv: each request and its answer go to the log, the kubelet's probes among them.
+            f"exec httpd -f -vv -p {port} -h /tmp/www",
+        ]
+    )
+    return {
+        **container,
+        "image": image,
+        "imagePullPolicy": "Never",  # loaded with `kind load`; there is no registry to pull from
+        "command": ["/bin/sh", "-c", script],
+    }
+
+
+def probed_paths(policy: dict[str, Any]) -> list[str]:
+    """The HTTP paths of ``policy``'s default probes."""
+    probes = policy["spec"].get("probes", {}).values()
+    return [p["default"]["httpGet"]["path"] for p in probes if "httpGet" in p.get("default", {})]
+
+
 @contextlib.contextmanager
-def _cluster(existing: bool) -> Iterator[Path]:
+def _local_plane(existing: bool) -> Iterator[Path]:
     """A kubeconfig: the current context's, or that of a local control plane started here."""
     if existing:
         yield Path(os.environ.get("KUBECONFIG", Path.home() / ".kube" / "config"))
@@ -90,12 +139,11 @@ def _cluster(existing: bool) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def _operator(kubeconfig: Path) -> Iterator[subprocess.Popen[bytes]]:
+def _dev_operator(kubeconfig: Path) -> Iterator[subprocess.Popen[bytes]]:
     """``production-policy run --dev``, logging to .cluster/operator.log; stopped on exit."""
     from devtools.devcluster.controlplane import free_port
 
     STATE_DIR.mkdir(exist_ok=True)
-    log_path = STATE_DIR / "operator.log"
     env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
     argv = [
         sys.executable,
@@ -106,13 +154,34 @@ def _operator(kubeconfig: Path) -> Iterator[subprocess.Popen[bytes]]:
         f"--port={free_port()}",
         f"--metrics-port={free_port()}",
     ]
-    with log_path.open("wb") as log:
+    with (STATE_DIR / "operator.log").open("wb") as log:
         process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
-    say(f"$ production-policy run --dev      (logs: {log_path})")
     try:
         yield process
     finally:
         stop_process(process, grace=60)  # on SIGTERM it removes its webhook configurations
+
+
+@contextlib.contextmanager
+def local_site(existing: bool) -> Iterator[Site]:
+    """The local control plane (or the current context) with ``run --dev`` beside it."""
+    with _local_plane(existing) as kubeconfig, _dev_operator(kubeconfig) as operator:
+        log_path = STATE_DIR / "operator.log"
+
+        def gone() -> str | None:
+            if operator.poll() is None:
+                return None
+            return f"the operator exited ({operator.returncode}); see {log_path}"
+
+        yield Site(
+            kubeconfig=kubeconfig,
+            title="Install the ProductionPolicy CRD and start the operator",
+            started=(f"$ production-policy run --dev      (logs: {log_path})",),
+            installs_crd=True,
+            operator_gone=gone,
+            pod_image=None,
+            keep_using=f"  KUBECONFIG={kubeconfig} kubectl get prodpol,deployments,pods -A",
+        )
 
 
 @functools.cache
@@ -134,12 +203,13 @@ def _kubectl(kubeconfig: Path, *args: str) -> str:
 
 
 class Demo:
-    """The walkthrough, against one cluster with the operator running."""
+    """The walkthrough, against one site with the operator there."""
 
-    def __init__(self, kubeconfig: Path, operator: subprocess.Popen[bytes]) -> None:
-        self.kubeconfig = kubeconfig
-        self.operator = operator
-        api = config.new_client_from_config(str(kubeconfig))
+    def __init__(self, site: Site) -> None:
+        self.site = site
+        self.kubeconfig = site.kubeconfig
+        self.policy = _documents(POLICY)[0]
+        api = config.new_client_from_config(str(site.kubeconfig))
         self.core = client.CoreV1Api(api)
         self.apps = client.AppsV1Api(api)
         self.custom = client.CustomObjectsApi(api)
@@ -148,15 +218,32 @@ class Demo:
 
     def run(self) -> None:
         _kubectl_binary()  # resolved (and reported) up front, not in the middle of a step
-        step(1, "Install the ProductionPolicy CRD and start the operator")
-        self.install_crd()
+        step(1, self.site.title)
+        for line in self.site.started:
+            say(line)
+        if self.site.installs_crd:
+            self.install_crd()
         wait_for("the operator's webhooks", self.operator_ready)
         say("webhooks registered: Mutating- and ValidatingWebhookConfiguration production-policy")
+        if self.site.pod_image:
+            say("$ kubectl -n production-policy get pods")
+            say(_kubectl(self.kubeconfig, "-n", "production-policy", "get", "pods").rstrip())
         self.apply_policy()
         self.defaults_injected()
         self.refused()
         self.config_rollout()
         self.status()
+
+    def workload(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """An example Deployment as this site runs it: unchanged on KWOK, busybox httpd on kind."""
+        if not self.site.pod_image:
+            return manifest
+        manifest = copy.deepcopy(manifest)
+        spec = manifest["spec"]["template"]["spec"]
+        paths = probed_paths(self.policy)
+        spec["containers"] = [serving(c, self.site.pod_image, paths) for c in spec["containers"]]
+        spec["terminationGracePeriodSeconds"] = 1  # httpd ends on SIGTERM; no need to wait 30s
+        return manifest
 
     def install_crd(self) -> None:
         manifest = crd.custom_resource_definition()
@@ -176,12 +263,11 @@ class Demo:
         say(f"$ kubectl apply -f crds/   -> {name} Established")
 
     def operator_ready(self) -> bool:
-        if self.operator.poll() is not None:
-            raise DemoError(
-                f"the operator exited ({self.operator.returncode}); see {STATE_DIR / 'operator.log'}"
-            )
+        reason = self.site.operator_gone()
+        if reason:
+            raise DemoError(reason)
         names = {c.metadata.name for c in self.admission.list_validating_webhook_configuration().items}
-        return "production-policy" in names
+        return WEBHOOK_CONFIGURATION in names
 
     def apply_policy(self) -> None:
         step(2, "Apply the example policy examples/policies/web-baseline.yaml")
@@ -191,10 +277,9 @@ class Demo:
             "the demo namespace's ServiceAccount",
             lambda: self.core.read_namespaced_service_account("default", NAMESPACE),
         )
-        policy = _documents(EXAMPLES / "policies" / "web-baseline.yaml")[0]
         with contextlib.suppress(ApiException):
-            self.custom.delete_cluster_custom_object(GROUP, VERSION, PLURAL, policy["metadata"]["name"])
-        self.custom.create_cluster_custom_object(GROUP, VERSION, PLURAL, policy)
+            self.custom.delete_cluster_custom_object(GROUP, VERSION, PLURAL, self.policy["metadata"]["name"])
+        self.custom.create_cluster_custom_object(GROUP, VERSION, PLURAL, self.policy)
         say(
             "policy web-baseline: Enforce for tier=web pods: readiness + liveness probes, cpu/memory "
             "requests and limits (with defaults), max cpu 2 / memory 1Gi, config rollouts on"
@@ -212,7 +297,8 @@ class Demo:
 
     def defaults_injected(self) -> None:
         step(3, "A Deployment without probes: its pods get them (the Deployment itself is unchanged)")
-        deployment = _documents(EXAMPLES / "workloads" / "deployment-no-probes.yaml")[0]
+        example = _documents(EXAMPLES / "workloads" / "deployment-no-probes.yaml")[0]
+        deployment = self.workload(example)
         self.apps.create_namespaced_deployment(NAMESPACE, deployment)
         say("$ kubectl apply -f examples/workloads/deployment-no-probes.yaml")
         pod = wait_for(
@@ -228,11 +314,9 @@ class Demo:
         )
         declared = deployment["spec"]["template"]["spec"]["containers"][0]
         running = client.ApiClient().sanitize_for_serialization(pod.spec.containers[0])
-        running = {
-            k: v
-            for k, v in running.items()
-            if k in ("name", "image", "ports", "resources", "readinessProbe", "livenessProbe", "startupProbe")
-        }
+        shown = ("name", "image", "ports", "resources", "readinessProbe", "livenessProbe", "startupProbe")
+        declared = {k: v for k, v in declared.items() if k in shown}
+        running = {k: v for k, v in running.items() if k in shown}
         say(
             f"pod {pod.metadata.name} on node {pod.spec.node_name}, annotation "
             f"productionpolicy.dev/injected={pod.metadata.annotations['productionpolicy.dev/injected']}"
@@ -246,6 +330,33 @@ class Demo:
             lineterm="",
         ):
             say("  " + line)
+        if self.site.pod_image:
+            self.probed_by_the_kubelet(pod)
+
+    def probed_by_the_kubelet(self, pod: Any) -> None:
+        """What only a kubelet shows: it ran the injected readiness probe; the answer made the pod Ready."""
+        probe = pod.spec.containers[0].readiness_probe
+        if not probe.http_get:
+            say(f"Ready because the kubelet ran that readinessProbe and it passed: {probe.to_dict()}")
+            return
+        path, port = probe.http_get.path, probe.http_get.port
+
+        def probed() -> str | None:
+            text = self._log(pod.metadata.name)
+            return text if f"url:{path}" in text else None
+
+        log = wait_for(f"the kubelet's probe of {path} in the server's log", probed)
+        say(f"Ready because the kubelet ran that readinessProbe: GET {path} on :{port}, answered 200")
+        say(f"$ kubectl -n {NAMESPACE} logs {pod.metadata.name}   (busybox httpd -vv: every request)")
+        lines = log.splitlines()
+        first = next(i for i, line in enumerate(lines) if f"url:{path}" in line)
+        for line in [lines[0], *lines[first : first + 2]]:
+            say("  " + line)
+
+    def _log(self, pod: str) -> str:
+        # Unpreloaded: the client otherwise hands back str() of the bytes for some logs.
+        response = self.core.read_namespaced_pod_log(pod, NAMESPACE, _preload_content=False)
+        return str(response.data.decode(errors="replace"))
 
     def refused(self) -> None:
         step(4, "A Deployment that breaks a rule no default can fix is refused, with one message")
@@ -274,9 +385,9 @@ class Demo:
 
     def config_rollout(self) -> None:
         step(5, "A ConfigMap change rolls the Deployment that reads it")
-        config_map, deployment = _documents(EXAMPLES / "demo" / "configured-shop.yaml")
+        config_map, example = _documents(EXAMPLES / "demo" / "configured-shop.yaml")
         self.core.create_namespaced_config_map(NAMESPACE, config_map)
-        self.apps.create_namespaced_deployment(NAMESPACE, deployment)
+        self.apps.create_namespaced_deployment(NAMESPACE, self.workload(example))
         say(
             "$ kubectl apply -f examples/demo/configured-shop.yaml   (ConfigMap shop-config, Deployment shop)"
         )
@@ -290,6 +401,8 @@ class Demo:
         say(
             "first sight: the controller records a baseline digest of LOG_LEVEL on the Deployment, no rollout"
         )
+        if self.site.pod_image:
+            self.shop_reads("info")
         self.core.patch_namespaced_config_map("shop-config", NAMESPACE, {"data": {"LOG_LEVEL": "debug"}})
         say('$ kubectl patch configmap shop-config -p \'{"data":{"LOG_LEVEL":"debug"}}\'')
 
@@ -318,6 +431,25 @@ class Demo:
             ),
         )
         say(f"Event on deployment/shop: {event.reason}: {event.message}")
+        if self.site.pod_image:
+            self.shop_reads("debug")
+
+    def shop_reads(self, level: str) -> None:
+        """What only running processes show: each shop pod's server started with LOG_LEVEL=``level``,
+        and no pod of another generation is left (after a rollout: the old pods are gone)."""
+
+        def only_current() -> list[Any] | None:
+            pods = self.core.list_namespaced_pod(NAMESPACE, label_selector="app=shop").items
+            started = [p for p in pods if f"LOG_LEVEL={level}" in self._log(p.metadata.name)]
+            current = len(pods) == len(started) == 2 and not any(p.metadata.deletion_timestamp for p in pods)
+            return started if current else None
+
+        pods = wait_for(f"both shop pods, and only they, started with LOG_LEVEL={level}", only_current)
+        for pod in sorted(pods, key=lambda p: p.metadata.name):
+            say(f"$ kubectl -n {NAMESPACE} logs {pod.metadata.name} | head -1")
+            say("  " + self._log(pod.metadata.name).splitlines()[0])
+        if level != "info":
+            say("the old pods are gone; the new pods' processes read the new value")
 
     def status(self) -> None:
         step(6, "The policy's status, as kubectl shows it")
@@ -339,17 +471,18 @@ class Demo:
             self.core.delete_namespace(NAMESPACE)
 
 
-def run(existing: bool, interactive: bool) -> int:
-    """The whole demo; returns the exit code."""
+def run(cluster: str, interactive: bool) -> int:
+    """The whole demo on ``cluster`` (local or existing); returns the exit code."""
     stop_on_sigterm()
+    existing = cluster == "existing"
     try:
-        with _cluster(existing) as kubeconfig, _operator(kubeconfig) as operator:
-            demo = Demo(kubeconfig, operator)
+        with local_site(existing) as where:
+            demo = Demo(where)
             try:
                 demo.run()
                 say()
                 say("=== Done. Keep using the cluster:")
-                say(f"  KUBECONFIG={kubeconfig} kubectl get prodpol,deployments,pods -A")
+                say(where.keep_using)
                 if interactive and not existing:
                     say("The cluster and the operator run until you press Ctrl-C.")
                     threading.Event().wait()
@@ -372,7 +505,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--non-interactive", action="store_true", help="stop everything at the end")
     args = parser.parse_args(argv)
     interactive = sys.stdin.isatty() and not args.non_interactive
-    return run(existing=args.cluster == "existing", interactive=interactive)
+    return run(args.cluster, interactive)
 
 
 if __name__ == "__main__":
