@@ -153,9 +153,20 @@ def test_no_policy_still_gives_every_object() -> None:
     objects = _objects([])
     assert len(objects) == 6
     enforce, warn = objects[2], objects[4]
+    for vap in (enforce, warn):  # nothing to refuse or warn about: nothing for the API server to compile
+        assert vap["spec"]["validations"] == [{"expression": "true"}]
+        assert vap["spec"]["variables"] == [] and "matchConditions" not in vap["spec"]
+
+
+def test_a_mode_no_policy_uses_gets_a_vap_with_no_rules() -> None:
+    enforce_only = [POLICIES[0]]
+    enforce, warn = _objects(enforce_only)[2], _objects(enforce_only)[4]
     assert enforce["spec"]["validations"][0]["expression"] == "variables.enforced == 0"
-    assert {v["name"]: v["expression"] for v in enforce["spec"]["variables"]}["enforced"] == "0"
-    assert {v["name"]: v["expression"] for v in warn["spec"]["variables"]}["warned"] == "[]"
+    assert warn["spec"]["validations"] == [{"expression": "true"}]
+    warn_only = [POLICIES[1]]
+    enforce, warn = _objects(warn_only)[2], _objects(warn_only)[4]
+    assert enforce["spec"]["validations"] == [{"expression": "true"}]
+    assert len(warn["spec"]["validations"]) == 16
 
 
 def test_audit_policies_give_defaults_but_no_rules() -> None:
@@ -172,7 +183,7 @@ def test_the_warn_vap_has_one_validation_per_warning_and_stays_silent_on_denials
     validations = _objects()[4]["spec"]["validations"]
     assert len(validations) == 16
     assert validations[3] == {
-        "expression": "variables.enforced > 0 || size(variables.warned) <= 3",
+        "expression": "size(variables.warned) <= 3 || variables.enforced > 0",
         "messageExpression": "string(variables.warned[3])",
         "message": "a production policy warns",
     }

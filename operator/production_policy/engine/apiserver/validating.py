@@ -7,7 +7,7 @@ UPDATE. They differ in their validations. The Enforce one fails when an Enforce 
 with the engine's consolidated message (Warn violations included, as the webhook's denial has
 them). The Warn one gives one warning per Warn violation, as the webhook does, and none when the
 request is denied anyway. CEL has no functions, so the rules are written out twice: for the new
-pod spec and for the old one.
+pod spec and for the old one. The VAP of a mode no policy uses holds nothing but ``true``.
 """
 
 from __future__ import annotations
@@ -368,16 +368,31 @@ def validating_policies(
     ]
     warn_validations = [
         {
-            "expression": f"variables.enforced > 0 || size(variables.warned) <= {j}",
+            # Whether there is a j-th warning first: usually not, and then the Enforce rules (already
+            # run by the other VAP, whose variables this one cannot see) are not evaluated again.
+            "expression": f"size(variables.warned) <= {j} || variables.enforced > 0",
             "messageExpression": f"string(variables.warned[{j}])",
             "message": "a production policy warns",
         }
         for j in range(MAX_WARNINGS)
     ]
+    modes = {policies[i].spec.enforcement for i in judged}
     return [
-        _vap(names[0], variables, enforce_validations, failure_policy, labels),
-        _vap(names[1], variables, warn_validations, failure_policy, labels),
+        _vap(names[0], variables, enforce_validations, failure_policy, labels)
+        if "Enforce" in modes
+        else _admit_all(names[0], failure_policy, labels),
+        _vap(names[1], variables, warn_validations, failure_policy, labels)
+        if "Warn" in modes
+        else _admit_all(names[1], failure_policy, labels),
     ]
+
+
+def _admit_all(name: str, failure_policy: str, labels: dict[str, str]) -> dict[str, Any]:
+    """The VAP of a mode no policy uses: it can neither refuse nor warn, so it holds no rules (the API
+    server compiles every expression of a VAP at each write and again when it loads it)."""
+    vap = _vap(name, [], [{"expression": "true"}], failure_policy, labels)
+    del vap["spec"]["matchConditions"]
+    return vap
 
 
 def _vap(
