@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -13,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+from devtools.kind.release import helm_environment
 from tests.support.cluster import require_cluster
 from tests.support.paths import REPO
 
@@ -41,15 +41,7 @@ class Helm:
     env: dict[str, str] = field(default_factory=dict)
 
     def run(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        env = {
-            **os.environ,
-            "HELM_CACHE_HOME": str(self.home / "cache"),
-            "HELM_CONFIG_HOME": str(self.home / "config"),
-            "HELM_DATA_HOME": str(self.home / "data"),
-            **self.env,
-        }
-        if self.kubeconfig is not None:
-            env["KUBECONFIG"] = str(self.kubeconfig)
+        env = {**helm_environment(self.home, self.kubeconfig), **self.env}
         proc = subprocess.run(
             [str(binary("helm")), *args], capture_output=True, text=True, env=env, timeout=timeout
         )

@@ -280,6 +280,15 @@ def test_every_documented_command_is_real(
             pytest.fail(f"{doc}: a command no test checks: {command}")
 
 
+def test_the_readme_helm_section_is_what_the_kind_tests_run() -> None:
+    from devtools.kind.release import README_COMMANDS
+
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Installing on a cluster with Helm", 1)[1].split("\n## ", 1)[0]
+    shown = [tuple(shlex.split(command)) for command in _block_commands(section)]
+    assert shown == list(README_COMMANDS), "README.md and devtools/kind/release.py disagree"
+
+
 def test_the_policy_reference_is_generated_from_the_models() -> None:
     assert (REPO / REFERENCE_FILE).read_text() == reference_markdown(), (
         "docs/policy-reference.md is stale: run python -m devtools.reference --write"
