@@ -9,10 +9,12 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
 
 import pytest
 
-from devtools.kind.cluster import kind_config
+from devtools.kind.cluster import KindRun, kind_config
 from devtools.kind.engine import WRAPPER_SOURCE, Engine
 from devtools.kind.host import mirror_in
 from devtools.kind.images import ImageError, _is_dynamic, _resolve_in
@@ -134,3 +136,55 @@ def test_symlinks_resolve_inside_the_rootfs_not_on_the_host(tmp_path: Path) -> N
     assert resolved == root / "usr/lib/x86_64-linux-gnu/ld.so"
     assert resolved.read_text() == "loader"
     assert not stat.S_ISLNK(resolved.lstat().st_mode)
+
+
+def _recording(tmp_path: Path, name: str, script: str) -> Path:
+    """A stand-in for ``name`` that appends its arguments to ``name.calls`` and runs ``script``."""
+    path = tmp_path / name
+    path.write_text(f'#!/bin/sh\necho "$*" >> {tmp_path / (name + ".calls")}\n{script}\n')
+    path.chmod(0o755)
+    return path
+
+
+def test_a_failed_install_leaves_nothing_behind_and_says_what_the_pods_did(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from devtools.kind import release
+
+    helm = _recording(
+        tmp_path,
+        "helm",
+        'case "$1" in install) echo "Error: context deadline exceeded" >&2; exit 1 ;; esac',
+    )
+    kubectl = _recording(
+        tmp_path, "kubectl", 'case "$*" in *"get pods"*) echo "pp-webhook-1   0/1   CrashLoopBackOff" ;; esac'
+    )
+    loaded: list[str] = []
+
+    class Run:
+        prepared = SimpleNamespace(engine=None, kubectl=kubectl)
+        kubeconfig = tmp_path / "kubeconfig"
+
+        def load(self, image: str) -> None:
+            loaded.append(image)
+
+    monkeypatch.setattr(release, "build_image", lambda engine, tag: tag)
+    monkeypatch.setattr(release, "find_binary", lambda name: helm)
+    with pytest.raises(release.ReleaseError) as failed:
+        release.install(cast(KindRun, Run()), tmp_path / "helm-home")
+    assert "context deadline exceeded" in str(failed.value)
+    assert "CrashLoopBackOff" in str(failed.value)
+    assert loaded == ["production-policy:dev"]
+    helm_calls = (tmp_path / "helm.calls").read_text().splitlines()
+    assert helm_calls[0] == " ".join(release.INSTALL[1:])
+    assert helm_calls[1:] == [
+        "status production-policy --namespace production-policy",
+        "uninstall production-policy --namespace production-policy --wait",
+    ]
+    deleted = (tmp_path / "kubectl.calls").read_text().splitlines()[-1].split()
+    assert deleted[2:] == [
+        "delete",
+        "--ignore-not-found",
+        "mutatingwebhookconfiguration,validatingwebhookconfiguration",
+        "production-policy",
+    ]
