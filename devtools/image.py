@@ -75,9 +75,16 @@ def python_base(engine: Engine) -> str:
         proc = subprocess.run(argv, capture_output=True, text=True)
         if proc.returncode != 0:
             raise ImageError(f"debootstrap {SUITE} from {mirror} failed:\n{proc.stderr[-3000:]}")
-        # No apt state naming the mirror in the image, no caches, docs or logs.
+        # No apt state naming the mirror in the image, no caches, docs, translations or logs.
         (root / "etc/apt/sources.list").write_text("# offline image\n")
-        for directory in ("var/lib/apt/lists", "var/cache/apt", "usr/share/doc", "usr/share/man", "var/log"):
+        for directory in (
+            "var/lib/apt/lists",
+            "var/cache/apt",
+            "usr/share/doc",
+            "usr/share/man",
+            "usr/share/locale",
+            "var/log",
+        ):
             shutil.rmtree(root / directory, ignore_errors=True)
             (root / directory).mkdir(parents=True)
         with tarfile.open(work / "rootfs.tar", "w") as tar:
