@@ -36,7 +36,9 @@ EXPECTED: dict[tuple[str, str], set[Permission]] = {
     | _grant("", ["pods"], _READ)
     | _grant("batch", ["jobs", "cronjobs"], _READ)
     | _grant("", ["events"], ["create", "patch"])
-    | _grant("events.k8s.io", ["events"], ["create", "patch"]),
+    | _grant("events.k8s.io", ["events"], ["create", "patch"])
+    # The probe watch (controller.probeWatch.enabled, the default): the kubelet's Unhealthy/Killing Events.
+    | _grant("", ["events"], ["list", "watch"]),
     # Only in the release namespace: the controller creates its digest key Secret there, and its
     # replicas elect a leader on one Lease.
     ("Role", "controller"): _grant("", ["secrets"], ["create"])
