@@ -11,6 +11,7 @@ import pytest
 from kubernetes.client.rest import ApiException
 
 from tests.support.cluster import Cluster
+from tests.support.kube import kubectl_table
 from tests.support.paths import REPO
 
 pytestmark = pytest.mark.e2e
@@ -41,8 +42,10 @@ def test_the_demo_shows_all_four_behaviours(cluster: Cluster, crd: dict[str, obj
     replica_sets = [line for line in out.splitlines() if line.startswith("shop-")]
     assert len(replica_sets) == 2
     # 4. kubectl get prodpol with counts
-    assert "NAME           ENFORCEMENT   MATCHED   NON-COMPLIANT   AGE" in out
-    assert any(line.split()[:4] == ["web-baseline", "Enforce", "2", "0"] for line in out.splitlines())
+    policies = kubectl_table(out, "NAME ENFORCEMENT MATCHED NON-COMPLIANT")
+    assert [(p["NAME"], p["ENFORCEMENT"], p["MATCHED"], p["NON-COMPLIANT"]) for p in policies] == [
+        ("web-baseline", "Enforce", "2", "0")
+    ]
     assert "KUBECONFIG=" in out
     # It cleaned up after itself on an existing cluster: the namespace is going or gone.
     try:

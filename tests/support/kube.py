@@ -89,3 +89,18 @@ def kubectl(kubeconfig: str, *args: str, stdin: str | None = None) -> subprocess
     return subprocess.run(
         [binary, f"--kubeconfig={kubeconfig}", *args], input=stdin, capture_output=True, text=True, timeout=60
     )
+
+
+def kubectl_table(text: str, header: str) -> list[dict[str, str]]:
+    """The rows of the ``kubectl get`` table in ``text`` whose header starts with ``header``
+    (``"NAME ENFORCEMENT"``), keyed by column; the table ends at the first empty line. Columns are
+    matched by name, so a column added later does not break the reader."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.split()[: len(header.split())] == header.split())
+    columns = lines[start].split()
+    rows = []
+    for line in lines[start + 1 :]:
+        if not line.strip():
+            break
+        rows.append(dict(zip(columns, line.split(), strict=False)))
+    return rows
