@@ -31,7 +31,7 @@ from devtools.devcluster.controlplane import free_port
 from production_policy.admission import configuration
 from production_policy.kube import webhooks
 from tests.support import processes, rbac
-from tests.support.cluster import Cluster
+from tests.support.cluster import Cluster, remove_webhook_configurations
 from tests.support.helm import CHART, Helm, documents, is_hook, kubectl, one
 from tests.support.identity import (
     ServiceAccountRef,
@@ -110,8 +110,7 @@ def release(
                 "uninstall", RELEASE, "-n", release_namespace, "--wait", "--timeout", "120s", check=False
             )
         # Whatever happened above, no later test may inherit webhooks that point at nothing.
-        for kind in webhooks.KINDS:
-            webhooks.delete_configuration(cluster.api, kind, configuration.CONFIGURATION_NAME)
+        remove_webhook_configurations(cluster)
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,7 @@ from kubernetes.client.rest import ApiException
 from devtools.devcluster.processes import stop_process
 from devtools.kind.cluster import KindRun
 from devtools.kind.engine import Engine
+from production_policy.admission.configuration import CONFIGURATION_NAME
 from production_policy.api.crd import CRD_FILE
 from tests.support.kube import wait_for
 from tests.support.metrics import scrape
@@ -162,7 +163,7 @@ def remove_webhook_configurations(cluster: Cluster) -> None:
         admission.delete_validating_webhook_configuration,
     ):
         try:
-            delete("production-policy")
+            delete(CONFIGURATION_NAME)
         except ApiException as exc:
             if exc.status != 404:
                 raise
