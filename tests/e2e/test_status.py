@@ -194,6 +194,33 @@ def test_pre_existing_workloads_are_audited_and_kept_current(
     assert policy["status"]["violations"] == []
 
 
+def test_a_bare_pod_is_audited_and_the_pods_of_a_workload_are_not(
+    cluster: Cluster, namespace: str, dev_operator: DevOperator, make_policy: Any
+) -> None:
+    # A bare Pod is a workload of its own; a ReplicaSet's pods were judged through their Deployment.
+    cluster.apps.create_namespaced_deployment(namespace, deployment("web", containers=[BARE_APP]))
+    bare = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "bare"},
+        "spec": {"containers": [BARE_APP]},
+    }
+    cluster.core.create_namespaced_pod(namespace, bare)
+    wait_for(lambda: len(cluster.core.list_namespaced_pod(namespace).items) == 2, 60, what="the pods")
+
+    name = f"bare-{namespace}"
+    make_policy(name, _audit_spec(namespace))
+    policy = _wait_status(cluster, dev_operator, name, _counts(2, 2), "matched 2, non-compliant 2")
+    assert {(v["namespace"], v["kind"], v["name"]) for v in policy["status"]["violations"]} == {
+        (namespace, "Deployment", "web"),
+        (namespace, "Pod", "bare"),
+    }
+
+    cluster.core.delete_namespaced_pod("bare", namespace, grace_period_seconds=0)
+    policy = _wait_status(cluster, dev_operator, name, _counts(1, 1), "matched 1 after the Pod is gone")
+    assert [v["kind"] for v in policy["status"]["violations"]] == ["Deployment"]
+
+
 def test_a_burst_of_workload_changes_costs_a_bounded_number_of_status_writes(
     cluster: Cluster,
     namespace: str,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -52,6 +53,28 @@ TEMPLATE_KINDS: list[dict[str, Any]] = [
 @pytest.mark.parametrize("obj", TEMPLATE_KINDS, ids=lambda obj: obj["kind"])
 def test_pod_template_of_each_workload_kind(obj: dict[str, Any]) -> None:
     assert pod_template(obj) == (TEMPLATE["metadata"], TEMPLATE["spec"])
+
+
+class _View(Mapping[str, Any]):
+    """A read-only mapping that is not a dict, as kopf's ``Body`` is."""
+
+    def __init__(self, raw: dict[str, Any]) -> None:
+        self._raw = raw
+
+    def __getitem__(self, key: str) -> Any:
+        return self._raw[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+
+@pytest.mark.parametrize("obj", TEMPLATE_KINDS, ids=lambda obj: obj["kind"])
+def test_pod_template_of_a_mapping_that_is_not_a_dict(obj: dict[str, Any]) -> None:
+    # The audit gets kopf's Body view; a bare Pod, its own template, was once read as no template at all.
+    assert pod_template(_View(obj)) == (TEMPLATE["metadata"], TEMPLATE["spec"])
 
 
 @pytest.mark.parametrize(

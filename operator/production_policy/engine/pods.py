@@ -50,7 +50,8 @@ def pod_template(obj: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]
     node: Any = obj
     for key in workload_kind.template_path:
         node = node.get(key) if isinstance(node, Mapping) else None
-    if not isinstance(node, dict):
+    # A Mapping, not only a dict: kopf hands a Pod over as its Body view, and a Pod is its own template.
+    if not isinstance(node, Mapping):
         return None
     metadata, spec = node.get("metadata"), node.get("spec")
     return (metadata if isinstance(metadata, dict) else {}), (spec if isinstance(spec, dict) else {})
