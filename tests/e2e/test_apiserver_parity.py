@@ -30,8 +30,8 @@ from production_policy.engine import (
 )
 from production_policy.engine.apiserver import ENFORCE_NAME, WARN_NAME, InstallSettings, compile_policies
 from production_policy.engine.names import IGNORE
+from production_policy.kube.admissionpolicies import Answer
 from tests.support.apiserver import (
-    Answer,
     call,
     delete_compiled,
     dry_run_create,

@@ -4,44 +4,19 @@ server-side apply of the compiled admission policies, and knowing when the API s
 from __future__ import annotations
 
 import json
-import re
 import time
 import uuid
-from dataclasses import dataclass, field
 from typing import Any
 
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from production_policy.engine.apiserver import DEFAULTS_NAME, WARN_NAME
+from production_policy.engine.names import FIELD_MANAGER
+from production_policy.kube.admissionpolicies import Answer, warnings_of
 
-FIELD_MANAGER = "production-policy"
 MARKER_ANNOTATION = "parity.test/generation"
 MARKER_WARNING = "parity-generation "
-_WARNING = re.compile(r'^\d{3} \S+ "(?P<text>(?:[^"\\]|\\.)*)"')
-
-
-@dataclass
-class Answer:
-    """What the API server answered: the HTTP status, the object (or Status) and the warnings."""
-
-    status: int
-    body: dict[str, Any]
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def message(self) -> str:
-        return str(self.body.get("message", ""))
-
-
-def _warnings(headers: Any) -> list[str]:
-    raw = headers.getlist("Warning") if hasattr(headers, "getlist") else []
-    texts = []
-    for value in raw:
-        value = value.encode("latin-1").decode("utf-8", errors="replace")  # http.client decodes as latin-1
-        match = _WARNING.match(value)
-        texts.append(re.sub(r"\\(.)", r"\1", match["text"]) if match else value)
-    return texts
 
 
 def call(api: client.ApiClient, method: str, path: str, body: Any = None, **query: str) -> Answer:
@@ -59,8 +34,8 @@ def call(api: client.ApiClient, method: str, path: str, body: Any = None, **quer
             _return_http_data_only=False,
         )
     except ApiException as exc:
-        return Answer(exc.status, json.loads(exc.body or "{}"), _warnings(exc.headers))
-    return Answer(response.status, json.loads(response.data or b"{}"), _warnings(response.headers))
+        return Answer(exc.status, json.loads(exc.body or "{}"), warnings_of(exc.headers))
+    return Answer(response.status, json.loads(response.data or b"{}"), warnings_of(response.headers))
 
 
 def object_path(obj: dict[str, Any], namespace: str | None = None, name: str | None = None) -> str:
