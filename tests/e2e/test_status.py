@@ -263,7 +263,7 @@ def test_kubectl_shows_enforcement_counts_and_age_and_injected_defaults_are_repo
     result = kubectl(str(cluster.kubeconfig), "get", "prodpol", name)
     assert result.returncode == 0, result.stderr
     header, row = result.stdout.splitlines()
-    assert header.split() == ["NAME", "ENFORCEMENT", "MATCHED", "NON-COMPLIANT", "AGE"]
+    assert header.split() == ["NAME", "ENFORCEMENT", "MATCHED", "NON-COMPLIANT", "PROBE-FAILING", "AGE"]
     assert row.split()[:4] == [name, "Warn", "1", "1"]
 
     # The readiness probe comes from the policy's default: the Deployment is told so.
