@@ -220,6 +220,11 @@ def _validation_cases() -> Iterator[Case]:
         yield Case(
             f"resources-{name}-template", (policy(resources=spec),), deployment(container(**_fields(res)))
         )
+    for case_id, res, policies, _ in validation.LEFT_OUT_DEFAULT_LIMITS:
+        yield _pod_case(f"left-out-default-limit-{case_id}", pod(container(resources=res)), *policies)
+        yield Case(
+            f"left-out-default-limit-{case_id}-template", policies, deployment(container(resources=res))
+        )
     yield _pod_case(
         "init-containers-held-to-resource-rules",
         pod(container(resources=resources({"cpu": "1"})), init=(container("setup"),)),

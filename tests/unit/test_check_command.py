@@ -11,7 +11,10 @@ from typing import Any
 import pytest
 import yaml
 
+from production_policy.api import parse_policy
 from production_policy.cli import main
+from production_policy.engine import compile_policy, evaluate_workload
+from production_policy.engine.validation import describe
 from tests.support.paths import REPO
 
 POLICIES = str(REPO / "examples" / "policies")
@@ -325,3 +328,28 @@ def test_an_unknown_namespace_is_reported_not_guessed(
     report = json.loads(out)
     assert code == report["exitCode"] == 2
     assert report["workloads"][0]["unevaluatedPolicies"] == ["prod-probes"] and len(report["warnings"]) == 1
+
+
+def test_a_default_limit_left_out_is_explained_as_admission_explains_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    limited = {
+        "apiVersion": "productionpolicy.dev/v1alpha1",
+        "kind": "ProductionPolicy",
+        "metadata": {"name": "limits"},
+        "spec": {"resources": {"require": {"limits": ["memory"]}, "default": {"memory": "512Mi"}}},
+    }
+    pod = yaml.safe_load(POD)
+    pod["metadata"]["namespace"] = "shop"
+    pod["spec"]["containers"][0]["resources"] = {"requests": {"memory": "1Gi"}}
+    code, out, err = _run(
+        capsys,
+        "-f",
+        _write(tmp_path, "w.yaml", yaml.safe_dump(pod)),
+        "--policy",
+        _write(tmp_path, "p.yaml", yaml.safe_dump(limited)),
+    )
+    (violation,) = evaluate_workload(pod, "shop", {}, [compile_policy(parse_policy(limited))]).violations
+    assert (code, err) == (1, "")
+    assert "the default limit 512Mi was not injected" in violation.message
+    assert f"  ENFORCE  limits: {describe(violation)}\n" in out

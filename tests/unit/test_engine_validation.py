@@ -191,6 +191,95 @@ def test_required_requests_and_limits() -> None:
     )
 
 
+LIMIT = {"require": {"limits": ["memory"]}, "default": {"memory": "512Mi"}}
+
+LeftOutCase = tuple[str, dict[str, Any], tuple[CompiledPolicy, ...], list[tuple[str, str]]]
+LEFT_OUT_DEFAULT_LIMITS: list[LeftOutCase] = [
+    (
+        "request-above-default",
+        resources({"memory": "1Gi"}),
+        (policy(resources=LIMIT),),
+        [
+            (
+                "resources.limits.memory",
+                "no resources.limits.memory and the default limit 512Mi was not injected, as it is below "
+                "resources.requests.memory 1Gi — add resources.limits.memory of at least 1Gi",
+            )
+        ],
+    ),
+    (
+        "cpu-bounded-by-max",
+        resources({"cpu": "1500m"}),
+        (policy(resources={"require": {"limits": ["cpu"]}, "default": {"cpu": "1"}, "max": {"cpu": "2"}}),),
+        [
+            (
+                "resources.limits.cpu",
+                "no resources.limits.cpu and the default limit 1 was not injected, as it is below "
+                "resources.requests.cpu 1500m — add resources.limits.cpu of at least 1500m and at most 2",
+            )
+        ],
+    ),
+    (
+        "request-above-max",
+        resources({"memory": "4Gi"}),
+        (policy(resources={**LIMIT, "max": {"memory": "2Gi"}}),),
+        [
+            (
+                "resources.limits.memory",
+                "no resources.limits.memory and the default limit 512Mi was not injected, as it is below "
+                "resources.requests.memory 4Gi; no limit can pass, as it must be at least the request and "
+                "at most max 2Gi — lower resources.requests.memory to at most 2Gi and add "
+                "resources.limits.memory",
+            ),
+            ("resources.requests.memory", "resources.requests.memory 4Gi exceeds max 2Gi — set at most 2Gi"),
+        ],
+    ),
+    (
+        "default-of-another-policy-below-this-min",
+        resources({"memory": "512Mi"}),
+        (
+            policy("defaults", priority=10, resources={"default": {"memory": "256Mi"}}),
+            policy("strict", resources={"require": {"limits": ["memory"]}, "min": {"memory": "1Gi"}}),
+        ),
+        [
+            (
+                "resources.limits.memory",
+                "no resources.limits.memory and the default limit 256Mi was not injected, as it is below "
+                "resources.requests.memory 512Mi — add resources.limits.memory of at least 1Gi",
+            ),
+            (
+                "resources.requests.memory",
+                "resources.requests.memory 512Mi is below min 1Gi — set at least 1Gi",
+            ),
+        ],
+    ),
+]
+"""A required limit whose default was left out for being below the request: (id, the container's
+resources, the policies, the findings)."""
+
+
+@pytest.mark.parametrize(
+    ("res", "policies", "expected"),
+    [case[1:] for case in LEFT_OUT_DEFAULT_LIMITS],
+    ids=[case[0] for case in LEFT_OUT_DEFAULT_LIMITS],
+)
+def test_a_default_limit_below_the_request_is_explained(
+    res: dict[str, Any], policies: tuple[CompiledPolicy, ...], expected: list[tuple[str, str]]
+) -> None:
+    found = [(v.field, v.message) for v in _verdict(pod(container(resources=res)), *policies).violations]
+    assert found == expected
+
+
+def test_a_default_limit_left_out_is_only_explained_where_a_limit_is_required() -> None:
+    # Not required: nothing to refuse; required with no default at all: the plain message.
+    assert _resource_findings(resources({"memory": "1Gi"}), default={"memory": "512Mi"}) == []
+    assert _resource_findings(resources({"memory": "1Gi"}), require={"limits": ["memory"]}) == [
+        ("resources.limits.memory", "no resources.limits.memory — add resources.limits.memory")
+    ]
+    # A request at the default gets it injected: nothing missing.
+    assert _resource_findings(resources({"memory": "512Mi"}), **LIMIT) == []
+
+
 def test_min_and_max_bound_what_is_set() -> None:
     bounds = {"min": {"cpu": "100m"}, "max": {"cpu": "2", "memory": "1Gi"}}
     assert _resource_findings(None, **bounds) == []  # bounds require nothing; `require` does

@@ -3,7 +3,8 @@
 Nothing the user set is ever replaced; only absent (or null) fields are filled. Per resource:
 
 - a missing limit gets the default limit — unless that is below the container's own request,
-  which would make the pod invalid (the missing limit is then left for validation to report);
+  which would make the pod invalid (the missing limit is then left for validation to report, and
+  the default left out is kept for its message: :class:`LimitGap`);
 - a missing request, when the container sets a limit, is left alone: Kubernetes itself sets the
   request to the limit when it creates the pod;
 - a missing request, when the container sets no limit, gets the default request (never above the
@@ -18,12 +19,12 @@ reason is kept for the violation message; there are no placeholder probes.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
 
-from production_policy.api import AUTO_PORT, RESOURCE_NAMES
+from production_policy.api import AUTO_PORT, RESOURCE_NAMES, ResourceName
 from production_policy.engine.compiled import PROBE_KINDS, ProbeKind, probe_field
 from production_policy.engine.merge import MergedDefaults, Sourced
 from production_policy.engine.pods import ContainerSlot, container_slots
@@ -54,6 +55,25 @@ class ProbeGap:
 GapKey = tuple[str, int, ProbeKind]
 """(container list field, index, probe kind) of a probe that a default could not fill."""
 
+LimitGapKey = tuple[str, int, ResourceName]
+"""(container list field, index, resource) of a limit that a default could not fill."""
+
+
+@dataclass(frozen=True)
+class LimitGap:
+    """A default limit left out because it is below the container's own request."""
+
+    default: str
+    """The default limit, as the policy wrote it."""
+
+
+@dataclass(frozen=True)
+class Gaps:
+    """What the defaults could not fill in a pod spec, and why, for the violations' messages."""
+
+    probes: dict[GapKey, ProbeGap] = field(default_factory=dict)
+    limits: dict[LimitGapKey, LimitGap] = field(default_factory=dict)
+
 
 @dataclass(frozen=True)
 class ContainerDefaults:
@@ -62,6 +82,7 @@ class ContainerDefaults:
     slot: ContainerSlot
     injections: tuple[Injection, ...]
     probe_gaps: Mapping[ProbeKind, ProbeGap]
+    limit_gaps: Mapping[ResourceName, LimitGap]
 
 
 def quantity_or_none(value: Any) -> Decimal | None:
@@ -96,8 +117,8 @@ def container_defaults(slot: ContainerSlot, defaults: MergedDefaults) -> Contain
                 gaps[kind] = probe
             else:
                 injections.append(Injection((probe_field(kind),), probe, kind, template.policy))
-    injections += _resource_injections(slot.container, defaults)
-    return ContainerDefaults(slot, tuple(injections), gaps)
+    resources, limit_gaps = _resource_injections(slot.container, defaults)
+    return ContainerDefaults(slot, (*injections, *resources), gaps, limit_gaps)
 
 
 def _resolved_probe(template: Mapping[str, Any], container: Mapping[str, Any]) -> dict[str, Any] | ProbeGap:
@@ -120,10 +141,13 @@ def _resolved_probe(template: Mapping[str, Any], container: Mapping[str, Any]) -
     return probe
 
 
-def _resource_injections(container: Mapping[str, Any], defaults: MergedDefaults) -> list[Injection]:
+def _resource_injections(
+    container: Mapping[str, Any], defaults: MergedDefaults
+) -> tuple[list[Injection], dict[ResourceName, LimitGap]]:
     injections: list[Injection] = []
+    gaps: dict[ResourceName, LimitGap] = {}
     if not defaults.requests and not defaults.limits:
-        return injections
+        return injections, gaps
     requests, limits = resource_map(container, "requests"), resource_map(container, "limits")
     for resource in RESOURCE_NAMES:
         default_request, default_limit = defaults.requests.get(resource), defaults.limits.get(resource)
@@ -136,7 +160,9 @@ def _resource_injections(container: Mapping[str, Any], defaults: MergedDefaults)
             injections.append(_resource_injection("requests", resource, injected_request))
         if injected_limit is not None:
             injections.append(_resource_injection("limits", resource, injected_limit))
-    return injections
+        elif limit is None and default_limit is not None and quantity_or_none(request) is not None:
+            gaps[resource] = LimitGap(default_limit.value)  # left out: below the request
+    return injections, gaps
 
 
 def _default_limit(request: Any, limit: Any, default: Sourced[str] | None) -> Sourced[str] | None:
@@ -174,23 +200,22 @@ def pod_defaults(pod_spec: Mapping[str, Any], defaults: MergedDefaults) -> list[
     return [container_defaults(slot, defaults) for slot in container_slots(pod_spec)]
 
 
-def with_defaults(
-    pod_spec: Mapping[str, Any], defaults: MergedDefaults
-) -> tuple[dict[str, Any], dict[GapKey, ProbeGap]]:
-    """``pod_spec`` with its defaults applied, and why each probe left missing is (see GapKey).
+def with_defaults(pod_spec: Mapping[str, Any], defaults: MergedDefaults) -> tuple[dict[str, Any], Gaps]:
+    """``pod_spec`` with its defaults applied, and the defaults that could not be (see :class:`Gaps`).
 
     ``pod_spec`` is not changed: the containers that get defaults are copied, along the paths the
     defaults are set at; everything else is shared with ``pod_spec``, so the result is for reading.
     """
     spec = dict(pod_spec)
-    gaps: dict[GapKey, ProbeGap] = {}
+    gaps = Gaps()
     for result in pod_defaults(pod_spec, defaults):
         slot = result.slot
         if result.injections:
             if spec[slot.field] is pod_spec[slot.field]:
                 spec[slot.field] = list(spec[slot.field])
             spec[slot.field][slot.index] = _with_injections(slot.container, result.injections)
-        gaps.update({(slot.field, slot.index, kind): gap for kind, gap in result.probe_gaps.items()})
+        gaps.probes.update({(slot.field, slot.index, kind): gap for kind, gap in result.probe_gaps.items()})
+        gaps.limits.update({(slot.field, slot.index, res): gap for res, gap in result.limit_gaps.items()})
     return spec, gaps
 
 

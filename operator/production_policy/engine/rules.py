@@ -19,7 +19,14 @@ from typing import Any, NamedTuple
 
 from production_policy.api import QOS_ORDER, RESOURCE_NAMES, Enforcement, QoSClass
 from production_policy.engine.compiled import Bounds, PolicyRules, ProbeKind, probe_field
-from production_policy.engine.defaulting import GapKey, ProbeGap, quantity_or_none, resource_map
+from production_policy.engine.defaulting import (
+    GapKey,
+    LimitGap,
+    LimitGapKey,
+    ProbeGap,
+    quantity_or_none,
+    resource_map,
+)
 from production_policy.engine.pods import ContainerSlot, container_slots
 from production_policy.engine.qos import QOS_RESOURCES, effective_requests, pod_qos_class
 
@@ -53,14 +60,18 @@ class SpecFacts:
     """What the rules read of one (defaulted) pod spec, worked out once for all the policies.
 
     Each container's requests and limits are parsed once here, not once per policy; the QoS class
-    is computed the first time a policy asks for it.
+    is computed the first time a policy asks for it. ``limit_gaps``: the default limits left out of
+    it (``defaulting.Gaps.limits``), which a missing limit's message explains.
     """
 
     __slots__ = ("_qos", "containers", "pod_spec")
 
-    def __init__(self, pod_spec: Mapping[str, Any]) -> None:
+    def __init__(
+        self, pod_spec: Mapping[str, Any], limit_gaps: Mapping[LimitGapKey, LimitGap] | None = None
+    ) -> None:
         self.pod_spec = pod_spec
-        self.containers = [_container_facts(slot) for slot in container_slots(pod_spec)]
+        gaps = limit_gaps or {}
+        self.containers = [_container_facts(slot, gaps) for slot in container_slots(pod_spec)]
         self._qos: QoSClass | None = None
 
     @property
@@ -131,6 +142,8 @@ class _ResourceFacts(NamedTuple):
     """Whether the container lists the request itself (even as null)."""
     invalid: tuple[Finding, ...]
     """(field, rule, message) for the request and the limit that are not quantities."""
+    left_out: str | None = None
+    """The default limit that was not injected, being below the request."""
 
 
 class _ContainerFacts(NamedTuple):
@@ -146,7 +159,7 @@ _UNSET = _ResourceFacts(None, None, None, None, False, ())
 _NO_RESOURCES = (_UNSET,) * len(RESOURCE_NAMES)
 
 
-def _container_facts(slot: ContainerSlot) -> _ContainerFacts:
+def _container_facts(slot: ContainerSlot, gaps: Mapping[LimitGapKey, LimitGap]) -> _ContainerFacts:
     container = slot.container
     explicit_requests, limits = resource_map(container, "requests"), resource_map(container, "limits")
     if not explicit_requests and not limits:
@@ -164,8 +177,17 @@ def _container_facts(slot: ContainerSlot) -> _ContainerFacts:
             invalid += (_invalid(f"resources.limits.{resource}", limit),)
         if invalid or (request_value is not None and limit_value is not None and limit_value < request_value):
             plain = False
+        gap = gaps.get((slot.field, slot.index, resource))
         facts.append(
-            _ResourceFacts(request, limit, request_value, limit_value, resource in explicit_requests, invalid)
+            _ResourceFacts(
+                request,
+                limit,
+                request_value,
+                limit_value,
+                resource in explicit_requests,
+                invalid,
+                None if gap is None else gap.default,
+            )
         )
     return _ContainerFacts(slot, slot.name, tuple(facts), plain)
 
@@ -188,9 +210,32 @@ def _required(facts: _ResourceFacts, bounds: Bounds) -> Sequence[Finding]:
         field = bounds.request_field
         findings.append((field, "resources.required", f"no {field} — add {field}"))
     if facts.limit is None and bounds.require_limit:
-        field = bounds.limit_field
-        findings.append((field, "resources.required", f"no {field} — add {field}"))
+        findings.append((bounds.limit_field, "resources.required", _missing_limit(facts, bounds)))
     return findings
+
+
+def _missing_limit(facts: _ResourceFacts, bounds: Bounds) -> str:
+    """What to do about a required limit that is missing; when the default was left out for being
+    below the request, why, and the smallest limit that passes (or why none can)."""
+    field = bounds.limit_field
+    if facts.left_out is None or facts.request_value is None:
+        return f"no {field} — add {field}"
+    why = (
+        f"no {field} and the default limit {facts.left_out} was not injected, as it is below"
+        f" {bounds.request_field} {facts.request}"
+    )
+    maximum = bounds.maximum_value
+    if maximum is not None and facts.request_value > maximum:
+        return (
+            f"{why}; no limit can pass, as it must be at least the request and at most max"
+            f" {bounds.maximum} — lower {bounds.request_field} to at most {bounds.maximum} and add {field}"
+        )
+    # The default may come from another policy (merged by priority), so this policy's min can be
+    # above the request; it is not above max (a policy keeps min <= max), nor is the request here.
+    minimum = bounds.minimum_value
+    smallest = bounds.minimum if minimum is not None and minimum > facts.request_value else facts.request
+    upper = "" if maximum is None else f" and at most {bounds.maximum}"
+    return f"{why} — add {field} of at least {smallest}{upper}"
 
 
 def _out_of_range(facts: _ResourceFacts, bounds: Bounds) -> Sequence[Finding]:

@@ -41,11 +41,11 @@ def template_violations(pod_spec: Mapping[str, Any], policies: Sequence[Compiled
     """The violations of ``pod_spec`` (a ``PodView.spec``) once the defaults of ``policies`` are
     applied, policy by policy."""
     spec, gaps = with_defaults(pod_spec, merge_defaults(policies))
-    facts = SpecFacts(spec)  # parsed once, read by every policy
+    facts = SpecFacts(spec, gaps.limits)  # parsed once, read by every policy
     return [
         violation
         for policy in precedence_order(policies)
-        for violation in policy_violations(facts, policy.rules, gaps)
+        for violation in policy_violations(facts, policy.rules, gaps.probes)
     ]
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from production_policy.api import RESOURCE_NAMES, ProductionPolicy
+from production_policy.api import RESOURCE_NAMES, ProductionPolicy, ResourceName, ResourcePolicy
 from production_policy.engine.apiserver.cel import (
     Defaults,
     default_variables,
@@ -27,6 +27,7 @@ from production_policy.engine.apiserver.cel import (
     policy_match,
     probe_gap_message,
     probe_port_ok,
+    var_name,
 )
 from production_policy.engine.compiled import PROBE_KINDS, ProbeKind, has_container_rules
 
@@ -170,7 +171,41 @@ def _finding(name: str, field: str, rule: str, message: str) -> str:
     return f'{{"k": {name} + {lit(f"|{field}|{rule}")}, "m": "container \\"" + {name} + "\\": " + {message}}}'
 
 
-def _container_findings(policy: ProductionPolicy, side: str) -> list[str]:
+def _missing_limit(
+    resource: ResourceName, resources: ResourcePolicy, defaults: Defaults, request: str
+) -> str:
+    """``rules._missing_limit`` as CEL: when a default limit was left out for being below the
+    container's ``request`` (a limit still missing after the defaults means just that), why, and the
+    smallest limit that passes or why none can."""
+    request_field, limit_field = f"resources.requests.{resource}", f"resources.limits.{resource}"
+    plain = lit(f"no {limit_field} — add {limit_field}")
+    if resource not in defaults.limits:
+        return plain
+    default = f"variables.{var_name('dlim', resource)}"
+    why = (
+        f"{lit(f'no {limit_field} and the default limit ')} + {default} + "
+        f"{lit(f' was not injected, as it is below {request_field} ')} + {request}"
+    )
+    minimum = resources.min.get(resource) if resources.min else None
+    maximum = resources.max.get(resource) if resources.max else None
+    smallest = request
+    if minimum is not None:
+        smallest = (
+            f"(quantity({lit(minimum)}).isGreaterThan(quantity({request})) ? {lit(minimum)} : {request})"
+        )
+    upper = "" if maximum is None else f" + {lit(f' and at most {maximum}')}"
+    explained = f"{why} + {lit(f' — add {limit_field} of at least ')} + {smallest}{upper}"
+    if maximum is not None:
+        none_passes = lit(
+            f"; no limit can pass, as it must be at least the request and at most max {maximum}"
+            f" — lower {request_field} to at most {maximum} and add {limit_field}"
+        )
+        above = f"quantity({request}).isGreaterThan(quantity({lit(maximum)}))"
+        explained = f"({above} ? {why} + {none_passes} : {explained})"
+    return f'({default} != "" && {request} != "" ? {explained} : {plain})'
+
+
+def _container_findings(policy: ProductionPolicy, side: str, defaults: Defaults) -> list[str]:
     """``rules.policy_violations`` for container ``c`` at index ``j``, as CEL lists of findings."""
     name = "string(c.name)"
     parts = []
@@ -194,7 +229,7 @@ def _container_findings(policy: ProductionPolicy, side: str) -> list[str]:
                 f'({request} == "" ? [{_finding(name, request_field, "resources.required", message)}] : [])'
             )
         if resource in resources.require.limits:
-            message = lit(f"no {limit_field} — add {limit_field}")
+            message = _missing_limit(resource, resources, defaults, explicit)
             parts.append(
                 f'({limit} == "" ? [{_finding(name, limit_field, "resources.required", message)}] : [])'
             )
@@ -236,8 +271,8 @@ def _container_findings(policy: ProductionPolicy, side: str) -> list[str]:
     return parts
 
 
-def _policy_findings(policy: ProductionPolicy, side: str) -> str:
-    parts = _container_findings(policy, side)
+def _policy_findings(policy: ProductionPolicy, side: str, defaults: Defaults) -> str:
+    parts = _container_findings(policy, side, defaults)
     text = f"variables.{side}_cs.transformList(j, c, {' + '.join(parts)}).flatten()" if parts else "[]"
     wanted = policy.spec.resources.min_qos_class
     if wanted is not None and wanted != "BestEffort":
@@ -304,11 +339,14 @@ def validating_variables(
         variables += _spec_variables(side, defaults, required, qos)
     for i in judged:
         variables += [
-            {"name": f"n{i}", "expression": f"variables.m{i} ? {_policy_findings(policies[i], 'new')} : []"},
+            {
+                "name": f"n{i}",
+                "expression": f"variables.m{i} ? {_policy_findings(policies[i], 'new', defaults)} : []",
+            },
             {
                 "name": f"o{i}",
                 "expression": f"variables.m{i} && variables.old != null ? "
-                f"({_policy_findings(policies[i], 'old')}).map(v, v.k) : []",
+                f"({_policy_findings(policies[i], 'old', defaults)}).map(v, v.k) : []",
             },
             {"name": f"v{i}", "expression": f"variables.n{i}.filter(v, !(v.k in variables.o{i}))"},
         ]
