@@ -131,6 +131,9 @@ class ControlPlane:
     """kube-apiserver admission plugins to turn off, e.g. ``MutatingAdmissionPolicy``: its API is then
     still served, but nothing runs the policies (the case the operator's canary detects)."""
     binaries: Binaries | None = None
+    apiserver_only: bool = False
+    """etcd and kube-apiserver only (no controllers, no scheduler, no nodes): a second, light API
+    server for tests about the API alone, such as one without the CRD."""
     components: dict[str, Component] = field(default_factory=dict)
     _owned_tmp: tempfile.TemporaryDirectory[str] | None = None
 
@@ -174,6 +177,8 @@ class ControlPlane:
             self._start("kube-apiserver", self._apiserver_argv(binaries))
             self._wait("kube-apiserver", lambda: _http_ok(f"{self.server}/readyz", self._ssl()), "/readyz")
             progress(f"kube-apiserver ready ({time.monotonic() - started:.1f}s)")
+            if self.apiserver_only:
+                return
             self._start("kube-controller-manager", self._controller_manager_argv(binaries))
             self._start("kube-scheduler", self._scheduler_argv(binaries))
             self._start("kwok", self._kwok_argv(binaries))

@@ -12,6 +12,7 @@ from typing import Any
 
 from production_policy import __version__, logs, metrics
 from production_policy.engine.apiserver import ENGINES
+from production_policy.engine.preconditions import EXIT_CODE, Command, Port
 from production_policy.engine.probewatch import Thresholds
 
 
@@ -88,6 +89,19 @@ def _probe_watch_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+LOCALHOST = "127.0.0.1"
+
+
+def _missing(command: Command, **needs: Any) -> bool:
+    """Whether a precondition of ``command`` is missing; if so, it has been said on stderr."""
+    from production_policy.processes import preconditions
+
+    problem = preconditions.check(command, **needs)
+    if problem is not None:
+        print(problem, file=sys.stderr)
+    return problem is not None
+
+
 def _run_webhook(args: argparse.Namespace) -> int:
     from production_policy import processes
 
@@ -96,8 +110,15 @@ def _run_webhook(args: argparse.Namespace) -> int:
     from production_policy.processes import webhook
 
     logs.configure(args.log_format, args.log_level)
-    metrics.serve(args.metrics_port)
     tls = server.TLSFiles(Path(args.tls_cert_file), Path(args.tls_key_file))
+    if _missing(
+        "webhook",
+        operator_namespace=args.namespace,
+        ports=(Port(args.host, args.port, "--port"), Port(metrics.HOST, args.metrics_port, "--metrics-port")),
+        tls=tls,
+    ):
+        return EXIT_CODE
+    metrics.serve(args.metrics_port)
     options = webhook.WebhookOptions(host=args.host, port=args.port, tls=tls)
     asyncio.run(webhook.run_webhook(options))
     return 0
@@ -126,8 +147,18 @@ def _run_controller(args: argparse.Namespace) -> int:
     from production_policy.processes.controller import run_controller
 
     logs.configure(args.log_format, args.log_level)
+    options = _controller_options(args)
+    if _missing(
+        "controller",
+        operator_namespace=options.operator_namespace,
+        admission_engine=options.admission_engine,
+        leader_election=options.leader_election,
+        probe_watch=options.probe_watch,
+        ports=(Port(metrics.HOST, args.metrics_port, "--metrics-port"),),
+    ):
+        return EXIT_CODE
     metrics.serve(args.metrics_port)
-    asyncio.run(run_controller(_controller_options(args)))
+    asyncio.run(run_controller(options))
     return 0
 
 
@@ -145,11 +176,20 @@ def _run_dev(args: argparse.Namespace) -> int:
         )
         return 2
     logs.configure(args.log_format, args.log_level)
-    metrics.serve(args.metrics_port, host="127.0.0.1")
+    options = _controller_options(args)
+    if _missing(
+        "run --dev",
+        operator_namespace=options.operator_namespace,
+        admission_engine=options.admission_engine,
+        probe_watch=options.probe_watch,
+        ports=(Port(LOCALHOST, args.port, "--port"), Port(LOCALHOST, args.metrics_port, "--metrics-port")),
+    ):
+        return EXIT_CODE
+    metrics.serve(args.metrics_port, host=LOCALHOST)
     settings = WebhookSettings(
         operator_namespace=args.namespace, excluded_namespaces=tuple(args.exclude_namespace)
     )
-    asyncio.run(dev.run_dev(args.port, settings, _controller_options(args)))
+    asyncio.run(dev.run_dev(args.port, settings, options))
     return 0
 
 

@@ -79,7 +79,11 @@ CERTIFICATE_EXPIRY = Gauge(
 )
 
 
-def serve(port: int, host: str = "0.0.0.0") -> None:  # a pod serves metrics on its own IP
+HOST = "0.0.0.0"
+"""Where /metrics listens by default: a pod serves them on its own IP."""
+
+
+def serve(port: int, host: str = HOST) -> None:
     """Serve /metrics on ``port`` in a background thread; port 0 turns metrics off."""
     if port:
         start_http_server(port, addr=host)

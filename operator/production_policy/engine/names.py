@@ -53,6 +53,9 @@ REPORTING_CONTROLLER = f"{PREFIX}controller"
 FIELD_MANAGER = "production-policy-controller"
 """The field manager of every write the controller makes."""
 
+LEASE_NAME = "production-policy-controller"
+"""The Lease, in the operator's namespace, that the controller's replicas elect their leader on."""
+
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 """The label the API server gives every namespace, holding its name (immutable)."""
 

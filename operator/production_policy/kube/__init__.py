@@ -16,15 +16,24 @@ timeout, each write our field manager, and errors are described without the resp
 - :mod:`.webhooks`: registering and removing the webhook configurations.
 - :mod:`.leases`: the Lease of the controller's leader election.
 - :mod:`.admissionpolicies`: applying the compiled admission policies, dry runs, their type checks.
+- :mod:`.access`: the probes before a command starts (reachable, CRD served, who we are, may we).
 """
 
+from production_policy.kube.access import Reach, allowed, reach, serves, whoami
 from production_policy.kube.admissionpolicies import (
     Answer,
     apply_admission_object,
     dry_run_create,
     type_warnings,
 )
-from production_policy.kube.client import TIMEOUT, ApiClient, api_client, kopf_login
+from production_policy.kube.client import (
+    TIMEOUT,
+    ApiClient,
+    NoCredentials,
+    api_client,
+    kopf_login,
+    login_origin,
+)
 from production_policy.kube.errors import ApiError, Conflict, Expired, Gone, describe_error, is_api_error
 from production_policy.kube.events import EventSpec, post_event
 from production_policy.kube.leases import LeaseStore
@@ -53,8 +62,11 @@ __all__ = [
     "Expired",
     "Gone",
     "LeaseStore",
+    "NoCredentials",
     "Patched",
+    "Reach",
     "Watch",
+    "allowed",
     "api_client",
     "apply_admission_object",
     "create_secret",
@@ -67,11 +79,15 @@ __all__ = [
     "list_namespaces",
     "list_page",
     "list_policies",
+    "login_origin",
     "patch_status",
     "patch_workload",
     "post_event",
+    "reach",
     "read_secret_data",
     "register_configurations",
     "remove_configurations",
+    "serves",
     "type_warnings",
+    "whoami",
 ]

@@ -10,6 +10,7 @@ as the same identity and need the same kind of kubeconfig.
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -17,7 +18,9 @@ from urllib.parse import quote, urlencode
 
 import kopf
 import urllib3
+import yaml
 
+from production_policy.engine.preconditions import IN_CLUSTER
 from production_policy.kube.errors import ApiError, Expired
 
 TIMEOUT = 10.0
@@ -50,10 +53,33 @@ def kopf_login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
 
+class NoCredentials(RuntimeError):
+    """No credentials could be read: no ServiceAccount token and no kubeconfig, or one that cannot be read."""
+
+
+SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+
+
+def login_origin() -> str:
+    """Where :func:`kopf_login` takes the credentials from (as kopf looks): ``the in-cluster
+    ServiceAccount``, ``KUBECONFIG=<its value>`` or ``~/.kube/config``; "" when there is none."""
+    if os.path.exists(SERVICE_ACCOUNT_TOKEN):
+        return IN_CLUSTER
+    if os.environ.get("KUBECONFIG"):
+        return f"KUBECONFIG={os.environ['KUBECONFIG']}"
+    return "~/.kube/config" if os.path.exists(os.path.expanduser("~/.kube/config")) else ""
+
+
 def _login() -> kopf.ConnectionInfo:
-    info = kopf_login(settings=kopf.OperatorSettings())  # of the settings, only trust_env is read
+    try:
+        info = kopf_login(settings=kopf.OperatorSettings())  # of the settings, only trust_env is read
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, yaml.YAMLError, kopf.LoginError) as exc:
+        # kopf reads the kubeconfig as it is: a missing file, bad YAML or a context naming no
+        # cluster ends here.
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else f"{type(exc).__name__}: {exc}"
+        raise NoCredentials(reason[:1].lower() + reason[1:]) from None
     if info is None:
-        raise RuntimeError("no credentials: neither a ServiceAccount token nor a kubeconfig was found")
+        raise NoCredentials("neither a ServiceAccount token nor a kubeconfig was found")
     return info
 
 
@@ -108,10 +134,12 @@ class ApiClient:
         body: Any = None,
         content_type: str = "application/json",
         timeout: Timeout = TIMEOUT,
+        retries: urllib3.Retry | bool = RETRIES,
     ) -> urllib3.BaseHTTPResponse:
         """One call whose error answers are answers too (status, body, headers); for callers that
-        need the API server's own message or its Warning headers."""
-        return self._send(method, path, query, body, content_type, timeout, stream=False)
+        need the API server's own message or its Warning headers. ``retries=False``: one attempt,
+        its connection error raised as it is."""
+        return self._send(method, path, query, body, content_type, timeout, stream=False, retries=retries)
 
     def watch(self, path: str, query: Mapping[str, str], timeout: Timeout) -> Watching:
         """A watch of ``path``; iterate its events, ``stop()`` it from any thread."""
@@ -130,6 +158,7 @@ class ApiClient:
         content_type: str,
         timeout: Timeout,
         stream: bool,
+        retries: urllib3.Retry | bool = RETRIES,
     ) -> urllib3.BaseHTTPResponse:
         connect, read = timeout if isinstance(timeout, tuple) else (timeout, timeout)
         url = self.server + path + (f"?{urlencode(query)}" if query else "")
@@ -146,6 +175,7 @@ class ApiClient:
                 timeout=urllib3.Timeout(connect=connect, read=read),
                 preload_content=not stream,
                 redirect=False,
+                retries=retries,
             )
             if response.status == 401 and attempt == 1:
                 # The ServiceAccount token was rotated under us (bound tokens live an hour): log in

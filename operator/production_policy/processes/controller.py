@@ -15,6 +15,7 @@ import os
 from production_policy import kube
 from production_policy.apiserver import register_compiled
 from production_policy.audit import Auditor, register_audit
+from production_policy.engine.names import LEASE_NAME
 from production_policy.probewatch import register_probewatch
 from production_policy.processes import runtime
 from production_policy.processes.clusterview import ClusterView, initial_sync, register_views
@@ -24,7 +25,6 @@ from production_policy.rollout import register_controller
 
 log = logging.getLogger(__name__)
 
-LEASE_NAME = "production-policy-controller"
 LOST_EXIT_CODE = 3
 
 
