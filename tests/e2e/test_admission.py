@@ -120,8 +120,21 @@ def test_pods_of_a_deployment_get_defaults_and_the_deployment_is_unchanged(
             },
             ['container "app"', "limits.memory", "8Gi"],
         ),
+        (
+            {
+                "name": "app",
+                "image": "nginx:1.27",
+                "ports": [{"containerPort": 80}],
+                "resources": {"requests": {"cpu": "100m", "memory": "1Gi"}},
+            },
+            [
+                'container "app": no resources.limits.memory and the default limit 256Mi was not injected, as'
+                " it is below resources.requests.memory 1Gi — add resources.limits.memory of at least 1Gi and"
+                " at most 8Gi"
+            ],
+        ),
     ],
-    ids=["no-port-no-probe", "memory-limit-above-max"],
+    ids=["no-port-no-probe", "memory-limit-above-max", "memory-request-above-the-default-limit"],
 )
 def test_what_no_default_can_fix_is_rejected_for_deployments_and_pods(
     cluster: Cluster,
