@@ -34,6 +34,8 @@ CUSTOM = (
     "webhook.failurePolicy.validating=Ignore",
     "webhook.timeoutSeconds=3",
     "webhook.service.port=8443",
+    "controller.probeWatch.restarts=2",
+    "controller.probeWatch.unreadySeconds=45",
 )
 VALUE_SETS = {
     "default": (),
@@ -299,6 +301,34 @@ def test_controller_runs_a_leader_and_a_standby(rendered: dict[str, list[dict[st
         not budget["spec"]["selector"]["matchLabels"].items()
         <= webhook["spec"]["template"]["metadata"]["labels"].items()
     )
+
+
+def _controller_args(objects: list[dict[str, Any]]) -> list[str]:
+    args: list[str] = one(objects, "Deployment", "-controller")["spec"]["template"]["spec"]["containers"][0][
+        "args"
+    ]
+    return args
+
+
+def _reads_events(objects: list[dict[str, Any]]) -> bool:
+    role = one(objects, "ClusterRole", "-controller")
+    return any(
+        "" in rule.get("apiGroups", []) and "events" in rule.get("resources", []) and "watch" in rule["verbs"]
+        for rule in role["rules"]
+    )
+
+
+def test_the_probe_watch_thresholds_reach_the_controller_and_off_means_no_event_reads(
+    helm: Helm, rendered: dict[str, list[dict[str, Any]]]
+) -> None:
+    parser = cli.build_parser()
+    custom = cli._controller_options(parser.parse_args(_controller_args(rendered["custom"])))
+    assert custom.probe_watch
+    assert (custom.probe_thresholds.restarts, custom.probe_thresholds.unready_seconds) == (2, 45.0)
+    assert _reads_events(rendered["default"])
+    off = helm.template(RELEASE, NAMESPACE, ["controller.probeWatch.enabled=false"])
+    assert not cli._controller_options(parser.parse_args(_controller_args(off))).probe_watch
+    assert not _reads_events(off)
 
 
 def _operator_containers(objects: list[dict[str, Any]]) -> list[tuple[str, list[str]]]:
