@@ -6,7 +6,7 @@ are set through the status subresource and the kubelet's Events are created as i
 them. What this proves is what the API server decides: that it serves the Event watches with
 their field selectors, that it accepts the failure in the policy's status, that ``kubectl get
 prodpol`` prints the column, and that the Events reach the workload. That a real kubelet's probes
-and restarts are caught is proven on kind (``tests/kind/test_probewatch.py``).
+and restarts are caught is for kind (``tests/kind/``), where a kubelet runs them.
 """
 
 from __future__ import annotations
