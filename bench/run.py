@@ -1,4 +1,4 @@
-"""``python -m bench.run [--scenarios admission_e2e,webhook,rollout,memory,reloader] [--out DIR] [--tiny]``
+"""``python -m bench.run [--scenarios admission_e2e,webhook,...,probewatch] [--out DIR] [--tiny]``
 
 Runs the scenarios in turn (each on a control plane of its own), then draws the plots and writes
 SUMMARY.md. A scenario that fails is recorded as such in its JSON and the others still run; the
@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import admission_e2e, common, memory, plot, reloader, rollout, summary, webhook
+from bench import admission_e2e, common, memory, plot, probewatch, reloader, rollout, summary, webhook
 from bench.common import log
 
 SCENARIOS: dict[str, tuple[Callable[..., dict[str, Any]], Any, Any]] = {
@@ -28,6 +28,7 @@ SCENARIOS: dict[str, tuple[Callable[..., dict[str, Any]], Any, Any]] = {
     "rollout": (rollout.run, rollout.FULL, rollout.TINY),
     "memory": (memory.run, memory.FULL, memory.TINY),
     "reloader": (reloader.run, reloader.FULL, reloader.TINY),
+    "probewatch": (probewatch.run, probewatch.FULL, probewatch.TINY),
 }
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import admission_e2e, memory, plot, reloader, rollout, summary, webhook
+from bench import admission_e2e, memory, plot, probewatch, reloader, rollout, summary, webhook
 from tests.support.cluster import require_cluster
 
 pytestmark = pytest.mark.e2e
@@ -94,3 +94,15 @@ def test_plots_and_summary(results: Path) -> None:
     )
     text = summary.write(results).read_text()
     assert "| Scenario | Goal |" in text
+
+
+def test_probe_watch_cost(results: Path) -> None:
+    probewatch.run(results, probewatch.TINY)
+    data = _load(results, "probewatch")
+    rows = data["rows"]
+    assert isinstance(rows, list) and len(rows) == 2 * (len(probewatch.TINY.steps) + 1)
+    # The watch kept every pod it was meant to (so what is measured is its cost), and only it did.
+    assert [(r["pods"], r["pods_kept"]) for r in rows if r["probe_watch"]] == [
+        (pods, float(pods)) for pods in (0, *probewatch.TINY.steps)
+    ]
+    assert all(r["pods_kept"] is None for r in rows if not r["probe_watch"])

@@ -55,6 +55,7 @@ class ProbeWatcher:
         """Wall-clock seconds: the kubelet's times are wall-clock times."""
         self.watch = probewatch.ProbeWatch(options.probe_thresholds)
         self.book = probewatch.FailureBook()
+        metrics.INDEX_ENTRIES.labels("probed_pods").set(0)
 
     def tally(self, policy: str) -> probewatch.ProbeTally:
         """What the policy's status says of the failing probes its defaults injected."""
