@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import kopf
 import pytest
 
@@ -33,7 +35,17 @@ def test_the_shared_settings() -> None:
     assert settings.persistence.diffbase_storage.build(body=kopf.Body({"spec": {"a": 1}})) == {}
     assert settings.persistence.diffbase_storage.fetch(body=kopf.Body({})) is None
     assert settings.watching.chunk_size == runtime.LIST_CHUNK
+    assert settings.queueing.idle_timeout == runtime.WORKER_IDLE_SECONDS
     assert settings.posting.enabled is False
+
+
+def test_kopf_keeps_no_memory_of_the_objects_it_has_seen() -> None:
+    memories = runtime.Unremembered()
+    body: kopf.RawBody = {"metadata": {"uid": "u-1", "name": "web", "namespace": "apps"}}
+    first = asyncio.run(memories.recall(body, noticed_by_listing=True))
+    assert first.noticed_by_listing
+    assert asyncio.run(memories.recall(body)) is not first, "a fresh memory for each event"
+    assert list(memories.iter_all_memories()) == []
 
 
 def test_what_startup_makes_is_there_for_the_handlers_after_it_and_only_then() -> None:
