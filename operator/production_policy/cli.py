@@ -105,7 +105,7 @@ def _missing(command: Command, **needs: Any) -> bool:
 def _run_webhook(args: argparse.Namespace) -> int:
     from production_policy import processes
 
-    processes.import_kopf()
+    processes.prepare()
     from production_policy.admission import server
     from production_policy.processes import webhook
 
@@ -143,7 +143,7 @@ def _controller_options(args: argparse.Namespace) -> Any:
 def _run_controller(args: argparse.Namespace) -> int:
     from production_policy import processes
 
-    processes.import_kopf()
+    processes.prepare()
     from production_policy.processes.controller import run_controller
 
     logs.configure(args.log_format, args.log_level)
@@ -165,7 +165,7 @@ def _run_controller(args: argparse.Namespace) -> int:
 def _run_dev(args: argparse.Namespace) -> int:
     from production_policy import processes
 
-    processes.import_kopf()
+    processes.prepare()
     from production_policy.admission.configuration import WebhookSettings
     from production_policy.processes import dev
 
