@@ -46,10 +46,18 @@ def warnings_of(headers: Any) -> list[str]:
     return texts
 
 
-def call(api: ApiClient, method: str, path: str, body: Any = None, **query: str) -> Answer:
+APPLY_TIMEOUT = 60.0
+"""Seconds for a write of a compiled admission policy: the API server compiles every CEL expression
+of the object before it answers, which on a loaded machine takes far longer than a plain write (a
+timeout would only make the controller send it again, and the API server compile it again)."""
+
+
+def call(
+    api: ApiClient, method: str, path: str, body: Any = None, timeout: float = TIMEOUT, **query: str
+) -> Answer:
     """One request; an error status is an answer too (network errors raise)."""
     content_type = "application/apply-patch+yaml" if method == "PATCH" else "application/json"
-    response = api.exchange(method, path, query=query, body=body, content_type=content_type, timeout=TIMEOUT)
+    response = api.exchange(method, path, query=query, body=body, content_type=content_type, timeout=timeout)
     try:
         decoded = json.loads(response.data or b"{}")
     except ValueError:
@@ -73,6 +81,7 @@ def apply_admission_object(api: ApiClient, obj: Mapping[str, Any]) -> Answer:
         "PATCH",
         f"{ADMISSION_API}/{plural(obj['kind'])}/{name}",
         dict(obj),
+        timeout=APPLY_TIMEOUT,
         fieldManager=FIELD_MANAGER,
         force="true",
     )
