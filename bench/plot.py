@@ -42,26 +42,70 @@ def _save(plt: Any, fig: Any, data: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+ENGINE_COLORS = {"none": "#8c8c8c", "webhook": "#1f77b4", "apiserver": "#2ca02c", "both": "#ff7f0e"}
+
+
 def admission_e2e(data: dict[str, Any], path: Path) -> None:
     plt = _pyplot()
-    rows = data["comparison"]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4.5))
-    labels = [str(r["concurrency"]) for r in rows]
-    x = range(len(rows))
-    for ax, q in zip(axes, ("p50_ms", "p95_ms", "p99_ms"), strict=True):
-        none = [r[q]["none"] for r in rows]
-        ours = [r[q]["webhooks"] for r in rows]
-        ax.bar([i - 0.2 for i in x], none, width=0.4, label="no webhooks", color="#8c8c8c")
-        ax.bar([i + 0.2 for i in x], ours, width=0.4, label="production-policy webhooks", color="#1f77b4")
-        for i, r in enumerate(rows):
-            if r[q]["ratio"] is not None:
-                ax.annotate(f"x{r[q]['ratio']:.2f}", (i + 0.2, ours[i]), ha="center", va="bottom", fontsize=8)
-        ax.set_xticks(list(x), labels)
-        ax.set_xlabel("concurrent creates")
-        ax.set_ylabel(f"{q.split('_')[0]} create latency (ms)")
-        ax.set_title(q.split("_")[0])
-    axes[0].legend(fontsize=8)
-    fig.suptitle(f"{data['title']} ({data['setup']['pods_per_run']} creates per run)")
+    sizes = sorted({r["containers"] for r in data["comparison"]})
+    fig, axes = plt.subplots(len(sizes) + 1, 3, figsize=(14, 4 * (len(sizes) + 1)), squeeze=False)
+    engines = list(ENGINE_COLORS)
+    width = 0.8 / len(engines)
+    for axes_row, containers in zip(axes, sizes, strict=False):
+        rows = [r for r in data["comparison"] if r["containers"] == containers]
+        x = range(len(rows))
+        for ax, q in zip(axes_row, ("p50_ms", "p95_ms", "p99_ms"), strict=True):
+            for k, engine in enumerate(engines):
+                values = [r[q][engine] or 0 for r in rows]
+                offsets = [i + (k - (len(engines) - 1) / 2) * width for i in x]
+                ax.bar(offsets, values, width=width, label=engine, color=ENGINE_COLORS[engine])
+                if engine == "none":
+                    continue
+                for i, r in enumerate(rows):
+                    ratio = r[q]["ratio"][engine]
+                    if ratio is not None:
+                        ax.annotate(
+                            f"x{ratio:.2f}", (offsets[i], values[i]), ha="center", va="bottom", fontsize=6
+                        )
+            ax.set_xticks(list(x), [str(r["concurrency"]) for r in rows])
+            ax.set_xlabel("concurrent creates")
+            ax.set_ylabel(f"{q.split('_')[0]} create latency (ms)")
+            ax.set_title(f"{rows[0]['pod']} pod: {q.split('_')[0]}")
+        axes_row[0].legend(fontsize=8, title="engine", title_fontsize=8)
+    edit_ax, split_ax, text_ax = axes[-1]
+    edits = data.get("policy_edit") or []
+    for ax, title in (
+        (edit_ax, "policy edit -> enforced, each edit"),
+        (split_ax, "p50 split: the controller, then the API server"),
+    ):
+        ax.set_title(title)
+        ax.set_ylabel("ms")
+    for k, e in enumerate(edits):
+        edit_ax.plot(
+            range(1, len(e["samples"]) + 1),
+            [s["edit_to_enforced_ms"] for s in e["samples"]],
+            "o-",
+            label=e["policies"],
+        )
+        ours = e["edit_to_vap_written"].get("p50_ms") or 0
+        theirs = e["vap_written_to_enforced"].get("p50_ms") or 0
+        split_ax.bar(
+            [k], [ours], color="#1f77b4", label="controller: edit -> VAP written" if k == 0 else None
+        )
+        split_ax.bar(
+            [k], [theirs], bottom=[ours], color="#8c8c8c", label="API server: -> enforced" if k == 0 else None
+        )
+    if edits:
+        edit_ax.axhline(2000, color="red", linestyle=":", label="acceptance: 2 s")
+        edit_ax.set_xlabel("edit")
+        edit_ax.legend(fontsize=8)
+        split_ax.set_xticks(range(len(edits)), [e["policies"] for e in edits])
+        split_ax.legend(fontsize=8)
+    text_ax.axis("off")
+    setup = data["setup"]
+    fig.suptitle(
+        f"{data['title']} ({setup['pods_per_run']} / {setup['big_pods_per_run']} creates per engine)"
+    )
     _save(plt, fig, data, path)
 
 

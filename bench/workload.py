@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from typing import Any
 
 NAMESPACE_LABELS = {"env": "prod", "team": "shop"}
@@ -22,8 +23,9 @@ _RESOURCES_DEFAULTS = {
 }
 
 
-def policies(namespace: str) -> dict[str, dict[str, Any]]:
-    """Ten ProductionPolicy specs by name; the first five match pods of ``pod()`` in ``namespace``."""
+def policies(*namespaces: str) -> dict[str, dict[str, Any]]:
+    """Ten ProductionPolicy specs by name; the first five match pods of ``pod()`` in ``namespaces``
+    (labelled NAMESPACE_LABELS)."""
     return {
         # --- these match ---
         "bench-baseline": {
@@ -67,7 +69,7 @@ def policies(namespace: str) -> dict[str, dict[str, Any]]:
         "bench-shop-limits": {
             "enforcement": "Warn",
             "match": {
-                "namespaces": [namespace],
+                "namespaces": list(namespaces),
                 "podSelector": {
                     "matchExpressions": [{"key": "tier", "operator": "In", "values": ["web", "api"]}]
                 },
@@ -112,10 +114,13 @@ def policies(namespace: str) -> dict[str, dict[str, Any]]:
     }
 
 
-def pod(name: str = "", generate_name: str = "cart-") -> dict[str, Any]:
+def pod(name: str = "", generate_name: str = "cart-", containers: int = 3) -> dict[str, Any]:
     """A web pod as a Deployment would make it: app + proxy sidecar + log shipper + an init container.
 
     The app has no probes and partial resources (defaults fill them in); the sidecars are complete.
+    With ``containers`` above 3, more copies of the three follow in turn (``app-1``, ``proxy-1``,
+    ``logs-1``, ``app-2``...), each on ports of its own: a big pod with as many containers to
+    default and to judge in proportion.
     """
     metadata: dict[str, Any] = {
         "labels": {"app": "cart", "tier": "web", "version": "v42", "pod-template-hash": "5d8f9c7b6"},
@@ -131,7 +136,7 @@ def pod(name: str = "", generate_name: str = "cart-") -> dict[str, Any]:
         {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "cart-db", "key": "password"}}},
         {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
     ]
-    return {
+    body: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": metadata,
@@ -202,6 +207,28 @@ def pod(name: str = "", generate_name: str = "cart-") -> dict[str, Any]:
             "terminationGracePeriodSeconds": 30,
         },
     }
+    three = body["spec"]["containers"]
+    for i in range(3, containers):
+        three.append(_renumbered(three[i % 3], i // 3))
+    return body
+
+
+def _renumbered(container: dict[str, Any], n: int) -> dict[str, Any]:
+    """A copy of one of the pod's containers as its ``n``-th repeat: its name, its ports' names and
+    numbers (and the probes and arguments naming them) unique in the pod."""
+    shift = 100 * n
+    copied = copy.deepcopy(container)
+    copied["name"] = f"{container['name']}-{n}"
+    for port in copied.get("ports", []):
+        port["name"] = f"{port['name']}-{n}"
+        port["containerPort"] += shift
+    for probe in ("readinessProbe", "livenessProbe"):
+        for handler in ("httpGet", "tcpSocket"):
+            if handler in copied.get(probe, {}):
+                copied[probe][handler]["port"] += shift
+    if "args" in copied:  # --port=8080 and the like
+        copied["args"] = [re.sub(r"=(\d+)$", lambda m: f"={int(m[1]) + shift}", a) for a in copied["args"]]
+    return copied
 
 
 def admission_review(uid: str, namespace: str, obj: dict[str, Any]) -> dict[str, Any]:

@@ -38,15 +38,25 @@ def _load(results: Path, name: str) -> dict[str, object]:
 
 
 def test_admission_end_to_end(results: Path) -> None:
-    admission_e2e.run(results, admission_e2e.TINY)
+    scale = admission_e2e.TINY
+    admission_e2e.run(results, scale)
     data = _load(results, "admission_e2e")
     runs = data["runs"]
-    assert isinstance(runs, list) and len(runs) == 2 * len(admission_e2e.TINY.concurrencies)
+    engines = admission_e2e.ENGINES
+    assert isinstance(runs, list)
+    assert len(runs) == len(engines) * (len(scale.concurrencies) + len(scale.big_concurrencies))
     for run in runs:
-        assert run["created"] == admission_e2e.TINY.pods and not run["errors"]
-        # Proof that the webhook runs went through our webhooks, and the others did not.
-        expected = admission_e2e.TINY.pods if run["webhooks"] == "webhooks" else 0
-        assert run["with_injected_defaults"] == expected
+        expected = (scale.pods if run["containers"] == 3 else scale.big_pods) // scale.rounds * scale.rounds
+        assert run["created"] == expected and not run["errors"], run
+        # Proof that each engine's creates went through its engine: defaults injected by our webhook
+        # or the compiled MutatingAdmissionPolicy, none without.
+        assert run["with_injected_defaults"] == (0 if run["engine"] == "none" else expected)
+        assert run["containers"] in (3, scale.big_containers)
+    edits = data["policy_edit"]
+    assert isinstance(edits, list) and [e["policies"] for e in edits] == ["10 policies", "1 policy"]
+    for edit in edits:
+        assert len(edit["samples"]) == scale.edits
+        assert all(s["edit_to_vap_written_ms"] is not None for s in edit["samples"]), edit
 
 
 def test_webhook_alone(results: Path) -> None:
