@@ -493,6 +493,12 @@ async def _edits(api: KubeHttp, scale: Scale, label: str) -> dict[str, Any]:
     }
 
 
+async def _remove_compiled(kubeconfig: Path, specs: dict[str, dict[str, Any]]) -> None:
+    async with KubeHttp(kubeconfig) as api:
+        for obj in reversed(compiled_objects(specs)):
+            await api.delete(_admission_path(obj))
+
+
 async def _policy_edits(kubeconfig: Path, scale: Scale, controller: Process) -> list[dict[str, Any]]:
     specs = workload.policies(*(namespace(e) for e in ENGINES))
     results = []
@@ -624,6 +630,10 @@ def run(out: Path, scale: Scale = FULL) -> dict[str, Any]:
             runs = asyncio.run(_creates(plane.kubeconfig, scale, pids))
             webhook.check_alive()
 
+        # The controller applies the compiled objects from here on, as in an install. Ours go first:
+        # server-side apply keeps a field while any manager owns it, so with the bench's manager
+        # still owning them the controller could not drop the variables of policies deleted later.
+        asyncio.run(_remove_compiled(plane.kubeconfig, specs))
         controller = Process(
             common.operator_argv(
                 "controller",
