@@ -97,6 +97,7 @@ def admission_e2e(data: dict[str, Any], path: Path) -> None:
         )
     if edits:
         edit_ax.axhline(2000, color="red", linestyle=":", label="acceptance: 2 s")
+        edit_ax.set_ylim(bottom=0)
         edit_ax.set_xlabel("edit")
         edit_ax.legend(fontsize=8)
         split_ax.set_xticks(range(len(edits)), [e["policies"] for e in edits])
