@@ -607,6 +607,42 @@ def test_a_new_workload_gets_a_baseline_and_no_rollout(cluster: Cluster, ns: str
     # (Deployments count annotation edits as generations; the ReplicaSets are what tell a rollout.)
 
 
+def test_workloads_created_and_deleted_while_config_maps_change_roll_only_what_changed_under_them(
+    cluster: Cluster, ns: str, make_policy: Any
+) -> None:
+    """Reloader's workload-churn load test (S5), for correctness: each round changes the ConfigMap
+    of one long-lived Deployment, creates a Deployment on a ConfigMap changed just before (its
+    pods start with the new data: nothing to roll), and deletes one created two rounds before."""
+    rounds = 8
+    rollout_policy(make_policy, ns, debounceSeconds=0)
+    for i in range(rounds):
+        config_map(cluster, ns, f"app-{i}", {"LEVEL": "v0"})
+        make_deployment(
+            cluster, ns, f"stay-{i}", replicas=0, **env_from_key("ConfigMap", f"app-{i}", "LEVEL")
+        )
+    for i in range(rounds):
+        wait_baseline(cluster, ns, f"stay-{i}")
+    for r in range(rounds):
+        patch_config_map(cluster, ns, f"app-{r}", {"data": {"LEVEL": "v1"}})
+        make_deployment(cluster, ns, f"new-{r}", replicas=0, **env_from_key("ConfigMap", f"app-{r}", "LEVEL"))
+        if r >= 2:
+            cluster.apps.delete_namespaced_deployment(f"new-{r - 2}", ns)
+    for i in range(rounds):
+        wait_rolled(cluster, ns, f"stay-{i}")
+    for r in (rounds - 2, rounds - 1):
+        wait_baseline(cluster, ns, f"new-{r}")
+    still(3)
+    for i in range(rounds):
+        assert revisions(cluster, ns, "Deployment", f"stay-{i}") == 2, f"stay-{i} rolled more than once"
+    for r in (rounds - 2, rounds - 1):
+        assert revisions(cluster, ns, "Deployment", f"new-{r}") == 1, (
+            f"new-{r} rolled for a change made before it"
+        )
+        assert our_events(cluster, ns, f"new-{r}") == []
+    left = {d.metadata.name for d in cluster.apps.list_namespaced_deployment(ns).items}
+    assert left == {f"stay-{i}" for i in range(rounds)} | {f"new-{rounds - 2}", f"new-{rounds - 1}"}
+
+
 def test_changes_while_stopped_roll_once_and_a_restart_without_change_rolls_nothing(
     cluster: Cluster, ns: str, make_policy: Any, controller: ControllerProcess
 ) -> None:
