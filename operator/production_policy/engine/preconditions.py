@@ -20,6 +20,9 @@ from production_policy.engine.names import LEASE_NAME
 
 Command = Literal["webhook", "controller", "run --dev"]
 
+IN_CLUSTER = "the in-cluster ServiceAccount"
+"""Where a process in a pod takes its credentials from (``Observed.origin``)."""
+
 
 @dataclass(frozen=True)
 class Access:
@@ -194,9 +197,6 @@ def _reason(o: Observed) -> str | None:
         )
         return f"port {port.port} on {port.host} is already in use — stop what listens there or {remedy}"
     return None
-
-
-IN_CLUSTER = "the in-cluster ServiceAccount"
 
 
 def _who(identity: str | None) -> str:
