@@ -19,7 +19,9 @@ from tests.support.cluster import KindNodes, remove_webhook_configurations
 from tests.support.kube import kubectl, wait_for
 from tests.support.pods import web_server
 
-pytestmark = pytest.mark.kind
+# The first test also pays for the module's install (image build, kind load, helm install --wait:
+# 5 minutes on a loaded machine) and, run alone, for the session's cluster: 600 s is not enough.
+pytestmark = [pytest.mark.kind, pytest.mark.timeout(1500)]
 
 GROUP, VERSION, PLURAL = "productionpolicy.dev", "v1alpha1", "productionpolicies"
 RESTARTS, UNREADY_SECONDS = 2, 45
