@@ -42,6 +42,12 @@ HTTP server answering only `/`, or a server that does not speak HTTP at all.
   than the slowest start: liveness waits until the port opens.
 - Never a path the app may not serve, and never `exec` (a placeholder command proves nothing). An
   app with a health endpoint declares its own probe; a probe the user wrote is never overwritten.
+
+Every policy in `examples/policies/` is held to this on real kubelets
+(`tests/kind/test_chart_workloads.py`): through the installed chart, each is applied on its own to
+a Deployment (a Job for batch policies) running busybox httpd, which serves only `/`, on its
+declared port; its pods must carry the policy's defaults, the kubelet must run each injected probe
+successfully (its own probe counters), and the pods become Ready (the Job completes).
 """
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from kubernetes import client
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.kube import pod_ready, wait_for
 
@@ -88,3 +89,24 @@ def pod_log(core: client.CoreV1Api, namespace: str, name: str) -> str:
 def container_id(pod: Any) -> str:
     statuses = pod.status.container_statuses or []
     return str(statuses[0].container_id or "") if statuses else ""
+
+
+def probe_results(
+    core: client.CoreV1Api, node: str, namespace: str, pod_name: str
+) -> dict[tuple[str, str], float]:
+    """How often the kubelet ran each probe of the pod, by result: {("Liveness", "successful"): 3, ...},
+    from the kubelet's own counters (its /metrics/probes, through the API server's node proxy)."""
+    # Unpreloaded, as for logs: the client would hand back str() of the bytes.
+    response = core.connect_get_node_proxy_with_path(node, "metrics/probes", _preload_content=False)
+    text = response.data.decode()
+    counts: dict[tuple[str, str], float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = sample.labels
+            if sample.name == "prober_probe_total" and (labels.get("namespace"), labels.get("pod")) == (
+                namespace,
+                pod_name,
+            ):
+                key = (labels["probe_type"], labels["result"])
+                counts[key] = counts.get(key, 0) + sample.value
+    return counts
