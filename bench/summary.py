@@ -248,7 +248,10 @@ def rows_rollout(d: dict[str, Any], reloader: dict[str, Any] | None) -> list[lis
             f"ReplicaSet from kube-controller-manager, on the same 2 cores as kube-apiserver, etcd and "
             f"the controller: ~{per:.0f} ms per workload here.{first_note}"
             if per
-            else ""
+            else f"A round did not see all {n} patched within the scenario's timeout "
+            f"({d['fanout']['rounds'] and [r['patched'] for r in d['fanout']['rounds']]} patched per round): "
+            f"the machine was loaded (load average {d['load_average_before'][0]} before; see the LIST "
+            f"time).{first_note}"
         )
         if not fan["met"]
         else first_note.strip()
@@ -275,12 +278,9 @@ def rows_rollout(d: dict[str, Any], reloader: dict[str, Any] | None) -> list[lis
     ]
 
 
-def rows_memory(d: dict[str, Any]) -> list[list[str]]:
-    g = d["goals"]
-    key = next(k for k in g if k.startswith("rss_at_"))
+def memory_growth(d: dict[str, Any]) -> tuple[float, float | None]:
+    """Scenario 4's floor (MiB, nothing to watch) and MiB per 1,000 further workloads (restarted)."""
     steps = d["steps"]
-    key_step = f"{int(key.split('_')[2])} workloads"
-    empty = steps[0]
     workload_steps = [s for s in steps if s["step"].endswith(" workloads")]
     per_1000 = None
     if len(workload_steps) >= 2:
@@ -288,6 +288,17 @@ def rows_memory(d: dict[str, Any]) -> list[list[str]]:
         per_1000 = (b["rss_mib"] - a["rss_mib"]) / (
             (b["objects"]["deployments"] - a["objects"]["deployments"]) / 1000
         )
+    return float(steps[0]["rss_mib"]), per_1000
+
+
+def rows_memory(d: dict[str, Any]) -> list[list[str]]:
+    g = d["goals"]
+    key = next(k for k in g if k.startswith("rss_at_"))
+    steps = d["steps"]
+    key_step = f"{int(key.split('_')[2])} workloads"
+    empty = steps[0]
+    workload_steps = [s for s in steps if s["step"].endswith(" workloads")]
+    _, per_1000 = memory_growth(d)
     first = next((s for s in steps if s["step"] == f"{workload_steps[-1]['step']}, first sight"), None)
     first_note = (
         f" The controller that first sees them (and writes their baselines) holds {first['rss_mib']:.0f} MiB."
@@ -296,11 +307,10 @@ def rows_memory(d: dict[str, Any]) -> list[list[str]]:
     )
     limit = (
         f"The floor: an idle controller with nothing to watch is already {empty['rss_mib']:.0f} MiB "
-        f"(the code of what it imports: Python, kopf with aiohttp, pydantic, prometheus-client; the "
-        f"official Kubernetes client is no longer loaded). Each 1,000 further workloads "
-        f"(with their ConfigMap and Secret) add ~{per_1000:.1f} MiB: our facts, audit subjects and "
-        f"digests (~4 KB per workload), kopf's memory of each object, and heap kept after the initial "
-        f"listings.{first_note}"
+        f"(the code of what it imports: Python, kopf with aiohttp, pydantic, prometheus-client; "
+        f"neither optional client of kopf's is loaded). Each 1,000 further workloads (with their "
+        f"ConfigMap and Secret) add ~{per_1000:.1f} MiB: what the controller keeps of them (facts, "
+        f"audit subjects, key digests; kopf keeps nothing per object).{first_note}"
         if per_1000 is not None
         else ""
     )
@@ -331,7 +341,7 @@ def rows_memory(d: dict[str, Any]) -> list[list[str]]:
     ]
 
 
-def rows_reloader(d: dict[str, Any]) -> list[list[str]]:
+def rows_reloader(d: dict[str, Any], memory: dict[str, Any] | None) -> list[list[str]]:
     if not d.get("built"):
         return [["5 vs stakater/Reloader", "side by side", "-", "-", "-", "**not run**", d["outcome"]]]
     info = (d.get("reloader") or {}).get("build_info") or {}
@@ -344,9 +354,14 @@ def rows_reloader(d: dict[str, Any]) -> list[list[str]]:
         if ok is False and row["what"].startswith("RSS"):
             limit = (
                 "The floor of a Python process: the interpreter, kopf (with aiohttp), pydantic and the "
-                "rest of what the controller imports, before it holds any object (scenario 4's empty "
-                "cluster); Reloader is one static Go binary."
+                "rest of what the controller imports, before it holds any object"
             )
+            if memory and "steps" in memory:
+                floor, per_1000 = memory_growth(memory)
+                limit += f" ({floor:.0f} MiB in scenario 4's empty cluster)"
+                if per_1000 is not None:
+                    limit += f", then ~{per_1000:.1f} MiB per 1,000 workloads of Python objects"
+            limit += "; Reloader is one static Go binary, idle until a change makes it list workloads."
         elif ok is False:
             limit = "See bench/results/reloader.json."
         rows.append(
@@ -398,7 +413,7 @@ def write(out: Path) -> Path:
         elif name == "memory":
             rows += rows_memory(data)
         elif name == "reloader":
-            rows += rows_reloader(data)
+            rows += rows_reloader(data, sources["memory"])
     header = [
         "Scenario",
         "Goal",
