@@ -45,7 +45,8 @@ image:  ## the operator image production-policy:dev, built offline (a dockerd of
 kind-cluster: kind-bins  ## a kind cluster (real kubelet) in the foreground; kubeconfig in .cluster/kind.kubeconfig
 	$(BIN)/python -m devtools.kind --kubeconfig-out .cluster/kind.kubeconfig
 
-demo: $(STAMP)  ## the README's run command: a guided tour (CLUSTER=existing: the current kube context)
+# CLUSTER=kind also needs kind, its node image and helm (kind-bins); the demo builds the image itself.
+demo: $(STAMP) $(if $(filter kind,$(CLUSTER)),kind-bins)  ## the README's run command: a guided tour (CLUSTER=existing: the current kube context; CLUSTER=kind: on kind, the chart installed from the image)
 	$(BIN)/python -m devtools.demo --cluster=$(CLUSTER)
 
 generate: $(STAMP)  ## regenerate every generated file: the CRD, the chart's parts, the policy reference

@@ -1,12 +1,15 @@
 """``python -m devtools.demo`` (``make demo``): the operator at work, step by step, on a real API server.
 
-It starts the local control plane (or uses the current kube context), installs the CRD, runs
-the operator (``run --dev``), applies the example policy and shows what a platform engineer
-wants to see: defaults injected into pods, a non-conforming Deployment refused, a ConfigMap
-change rolling a Deployment, and the policy's status. The tour is one; a ``Site`` says where it
-runs: the cluster, how the operator got there, and whether real kubelets run the pods (then the
-tour's pods are busybox httpd servers, and it shows what only a kubelet does). Everything it
-started is stopped on the way out, Ctrl-C included.
+One tour, two places for it. ``--cluster=local`` (the default) starts the local control plane (or,
+``existing``, uses the current kube context), installs the CRD and runs the operator in a process of
+its own (``run --dev``): quick, but its nodes are KWOK's and nothing in a pod runs.
+``--cluster=kind`` creates a kind cluster, installs the chart the way the README says (the image
+``production-policy:dev``, ``kind load``, ``helm install``) and runs the tour's pods for real, as
+busybox httpd servers: a kubelet runs the injected probes and a rolled pod's process reads the new
+configuration. Either way the tour applies the example policy and shows what a platform engineer
+wants to see: defaults injected into pods, a non-conforming Deployment refused, a ConfigMap change
+rolling a Deployment, and the policy's status. Everything it started is stopped (the kind cluster
+deleted) on the way out, on failure and on Ctrl-C too.
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ import copy
 import difflib
 import functools
 import os
+import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -42,11 +47,12 @@ STATE_DIR = REPO / ".cluster"
 EXAMPLES = REPO / "examples"
 POLICY = EXAMPLES / "policies" / "web-baseline.yaml"
 WAIT_SECONDS = 90.0
+KIND_NAME = "production-policy-demo"
 WEBHOOK_CONFIGURATION = "production-policy"
 
 
 class DemoError(RuntimeError):
-    """A step did not happen in time; the message says which."""
+    """A step did not happen in time, or the demo's cluster cannot be had; the message says which."""
 
 
 def say(text: str = "") -> None:
@@ -86,6 +92,7 @@ class Site:
     # them. None: KWOK nodes, where a pod is "Running" and "Ready" without anything running.
     pod_image: str | None
     keep_using: str  # how to go on after the tour, said at the end
+    wait_seconds: float = WAIT_SECONDS  # how long a step may take
 
 
 def serving(container: dict[str, Any], image: str, paths: list[str]) -> dict[str, Any]:
@@ -184,6 +191,85 @@ def local_site(existing: bool) -> Iterator[Site]:
         )
 
 
+NO_ENGINE = (
+    "make demo CLUSTER=kind needs a Docker engine that can run privileged containers (kind's nodes "
+    "are containers), and none can be had here:\n  {reason}\n"
+    "Start one (the tooling looks at $DOCKER_HOST, then /var/run/docker.sock; as root on Debian it "
+    "installs docker.io and runs its own), or run `make demo`: the same tour on a local control "
+    "plane, no Docker needed."
+)
+
+
+@contextlib.contextmanager
+def _as_demo_error(*errors: type[Exception]) -> Iterator[None]:
+    """``errors`` (each says what is missing or what failed) and a failed kind or kubectl end the demo
+    with a message instead of a traceback."""
+    try:
+        yield
+    except subprocess.CalledProcessError as exc:
+        # pytest-kind runs kind and kubectl with their output on ours: it is above this message.
+        command = shlex.join(str(word) for word in exc.cmd[:3])
+        raise DemoError(f"{command} failed (exit {exc.returncode}); its output is above") from exc
+    except errors as exc:
+        raise DemoError(str(exc)) from exc
+
+
+@contextlib.contextmanager
+def kind_site(name: str) -> Iterator[Site]:
+    """A kind cluster ``name`` with the chart installed from the image; deleted on the way out."""
+    from devtools.devcluster.binaries import ensure_binaries
+    from devtools.kind.cluster import PREPARE_ERRORS, KindError, KindRun, engine_for_kind, prepare
+    from devtools.kind.release import INSTALL, ReleaseError, install
+
+    try:
+        engine = engine_for_kind()
+    except PREPARE_ERRORS as exc:
+        raise DemoError(NO_ENGINE.format(reason=exc)) from exc
+    try:
+        with tempfile.TemporaryDirectory(prefix="pp-demo-") as tmp:
+            with _as_demo_error(*PREPARE_ERRORS):
+                ensure_binaries()  # helm and kubectl: cached after the first time; progress shown
+                prepared = prepare(engine, build=True)  # kind, the node and busybox images: likewise
+            STATE_DIR.mkdir(exist_ok=True)
+            kubeconfig = STATE_DIR / f"{name}.kubeconfig"
+            run = KindRun(prepared, name, Path(tmp), kubeconfig)
+            try:
+                with _as_demo_error(*PREPARE_ERRORS, KindError, ReleaseError):
+                    if run.exists():
+                        run.delete()  # what an earlier demo of this name left (killed by SIGKILL, say)
+                    say(f"creating kind cluster {name} (node image {prepared.node_image})")
+                    run.create()
+                    run.load(prepared.busybox_image)
+                    release = install(run, Path(tmp) / "helm")
+                say(f"kind cluster {name}: one node, a real kubelet and containerd")
+                yield Site(
+                    kubeconfig=kubeconfig.resolve(),
+                    title="Install the chart from the operator's image, as the README says",
+                    started=(
+                        f"$ make image        -> {release.image} ({release.build_seconds:.0f}s)",
+                        f"$ kind load docker-image {release.image}   ({release.load_seconds:.0f}s)",
+                        f"$ {shlex.join(INSTALL)}",
+                        f"  -> every pod Ready by its own probes {release.install_seconds:.0f}s later",
+                    ),
+                    installs_crd=False,
+                    operator_gone=lambda: None,  # the kubelet restarts the chart's pods
+                    pod_image=prepared.busybox_image,
+                    # A pod here is scheduled, started by containerd and probed after its initial
+                    # delay; on a loaded 2-core machine that took longer than 90 s.
+                    wait_seconds=300,
+                    keep_using=(
+                        f"  KUBECONFIG={kubeconfig.resolve()} kubectl get prodpol,deployments,pods -A\n"
+                        f"  (kind cluster {name}, on DOCKER_HOST={engine.host})"
+                    ),
+                )
+            finally:
+                say(f"deleting kind cluster {name}")
+                run.delete()
+                kubeconfig.unlink(missing_ok=True)
+    finally:
+        engine.stop()  # only a dockerd we started; a found engine is left alone
+
+
 @functools.cache
 def _kubectl_binary() -> str:
     from devtools.devcluster.binaries import BinaryError, ensure_binaries
@@ -223,7 +309,7 @@ class Demo:
             say(line)
         if self.site.installs_crd:
             self.install_crd()
-        wait_for("the operator's webhooks", self.operator_ready)
+        self.wait("the operator's webhooks", self.operator_ready)
         say("webhooks registered: Mutating- and ValidatingWebhookConfiguration production-policy")
         if self.site.pod_image:
             say("$ kubectl -n production-policy get pods")
@@ -234,6 +320,18 @@ class Demo:
         self.config_rollout()
         self.status()
 
+    def wait(self, what: str, check: Callable[[], T | None]) -> T:
+        return wait_for(what, check, self.site.wait_seconds)
+
+    def show_state(self) -> None:
+        """The demo namespace as kubectl shows it, for a step that did not happen."""
+        for args in (
+            ("get", "pods,replicasets", "-o", "wide"),
+            ("get", "events", "--sort-by=.lastTimestamp"),
+        ):
+            say(f"$ kubectl -n {NAMESPACE} {' '.join(args)}")
+            say(_kubectl(self.kubeconfig, "-n", NAMESPACE, *args).rstrip())
+
     def workload(self, manifest: dict[str, Any]) -> dict[str, Any]:
         """An example Deployment as this site runs it: unchanged on KWOK, busybox httpd on kind."""
         if not self.site.pod_image:
@@ -243,6 +341,12 @@ class Demo:
         paths = probed_paths(self.policy)
         spec["containers"] = [serving(c, self.site.pod_image, paths) for c in spec["containers"]]
         spec["terminationGracePeriodSeconds"] = 1  # httpd ends on SIGTERM; no need to wait 30s
+        # One node with 2 CPUs, nearly all requested by the control plane, the chart and the tour:
+        # a rollout's surge pod would not fit, so the old pod goes first.
+        manifest["spec"]["strategy"] = {
+            "type": "RollingUpdate",
+            "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1},
+        }
         return manifest
 
     def install_crd(self) -> None:
@@ -253,7 +357,7 @@ class Demo:
         except ApiException as exc:
             if exc.status != 409:
                 raise
-        wait_for(
+        self.wait(
             "the CRD to be Established",
             lambda: any(
                 c.type == "Established" and c.status == "True"
@@ -273,7 +377,7 @@ class Demo:
         step(2, "Apply the example policy examples/policies/web-baseline.yaml")
         with contextlib.suppress(ApiException):
             self.core.create_namespace({"metadata": {"name": NAMESPACE}})
-        wait_for(
+        self.wait(
             "the demo namespace's ServiceAccount",
             lambda: self.core.read_namespaced_service_account("default", NAMESPACE),
         )
@@ -288,7 +392,7 @@ class Demo:
             "metadata": {"name": "probe", "labels": {"tier": "web"}},
             "spec": {"containers": [{"name": "c", "image": "nginx", "ports": [{"containerPort": 80}]}]},
         }
-        wait_for(
+        self.wait(
             "the policy to reach the webhook",
             lambda: (
                 self.core.create_namespaced_pod(NAMESPACE, probe, dry_run="All").metadata.annotations or {}
@@ -301,7 +405,7 @@ class Demo:
         deployment = self.workload(example)
         self.apps.create_namespaced_deployment(NAMESPACE, deployment)
         say("$ kubectl apply -f examples/workloads/deployment-no-probes.yaml")
-        pod = wait_for(
+        pod = self.wait(
             "a Ready frontend pod",
             lambda: next(
                 (
@@ -345,7 +449,7 @@ class Demo:
             text = self._log(pod.metadata.name)
             return text if f"url:{path}" in text else None
 
-        log = wait_for(f"the kubelet's probe of {path} in the server's log", probed)
+        log = self.wait(f"the kubelet's probe of {path} in the server's log", probed)
         say(f"Ready because the kubelet ran that readinessProbe: GET {path} on :{port}, answered 200")
         say(f"$ kubectl -n {NAMESPACE} logs {pod.metadata.name}   (busybox httpd -vv: every request)")
         lines = log.splitlines()
@@ -391,7 +495,7 @@ class Demo:
         say(
             "$ kubectl apply -f examples/demo/configured-shop.yaml   (ConfigMap shop-config, Deployment shop)"
         )
-        wait_for(
+        self.wait(
             "the shop's baseline digest",
             lambda: (
                 "productionpolicy.dev/config-baseline"
@@ -417,9 +521,9 @@ class Demo:
             )
             return sets if done else None
 
-        wait_for("the shop Deployment to roll", rolled)  # two ReplicaSets, both replicas updated and ready
+        self.wait("the shop Deployment to roll", rolled)  # two ReplicaSets, both replicas updated and ready
         say(_kubectl(self.kubeconfig, "-n", NAMESPACE, "get", "replicasets", "-l", "app=shop").rstrip())
-        event = wait_for(
+        event = self.wait(
             "the rollout Event",
             lambda: next(
                 (
@@ -444,7 +548,7 @@ class Demo:
             current = len(pods) == len(started) == 2 and not any(p.metadata.deletion_timestamp for p in pods)
             return started if current else None
 
-        pods = wait_for(f"both shop pods, and only they, started with LOG_LEVEL={level}", only_current)
+        pods = self.wait(f"both shop pods, and only they, started with LOG_LEVEL={level}", only_current)
         for pod in sorted(pods, key=lambda p: p.metadata.name):
             say(f"$ kubectl -n {NAMESPACE} logs {pod.metadata.name} | head -1")
             say("  " + self._log(pod.metadata.name).splitlines()[0])
@@ -460,7 +564,7 @@ class Demo:
             )
             return "yes" if status.get("matchedWorkloads", 0) >= 2 else None
 
-        wait_for("the policy status", counted, timeout=30)
+        self.wait("the policy status", counted)
         say("$ kubectl get prodpol")
         say(_kubectl(self.kubeconfig, "get", "prodpol").rstrip())
 
@@ -471,12 +575,13 @@ class Demo:
             self.core.delete_namespace(NAMESPACE)
 
 
-def run(cluster: str, interactive: bool) -> int:
-    """The whole demo on ``cluster`` (local or existing); returns the exit code."""
+def run(cluster: str, interactive: bool, kind_name: str = KIND_NAME) -> int:
+    """The whole demo on ``cluster`` (local, existing or kind); returns the exit code."""
     stop_on_sigterm()
     existing = cluster == "existing"
+    site = kind_site(kind_name) if cluster == "kind" else local_site(existing)
     try:
-        with local_site(existing) as where:
+        with site as where:
             demo = Demo(where)
             try:
                 demo.run()
@@ -486,6 +591,9 @@ def run(cluster: str, interactive: bool) -> int:
                 if interactive and not existing:
                     say("The cluster and the operator run until you press Ctrl-C.")
                     threading.Event().wait()
+            except DemoError:
+                demo.show_state()
+                raise
             finally:
                 if existing:
                     demo.clean_up()
@@ -500,12 +608,19 @@ def run(cluster: str, interactive: bool) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devtools.demo", description=__doc__)
     parser.add_argument(
-        "--cluster", choices=("local", "existing"), default=os.environ.get("CLUSTER", "local")
+        "--cluster",
+        choices=("local", "existing", "kind"),
+        default=os.environ.get("CLUSTER", "local"),
+        help="local: a local control plane, run --dev (default); existing: the current kube context; "
+        "kind: a kind cluster with the chart installed from the image",
+    )
+    parser.add_argument(
+        "--cluster-name", default=KIND_NAME, help=f"the kind cluster's name (default {KIND_NAME})"
     )
     parser.add_argument("--non-interactive", action="store_true", help="stop everything at the end")
     args = parser.parse_args(argv)
     interactive = sys.stdin.isatty() and not args.non_interactive
-    return run(args.cluster, interactive)
+    return run(args.cluster, interactive, args.cluster_name)
 
 
 if __name__ == "__main__":
