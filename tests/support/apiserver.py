@@ -11,12 +11,13 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from production_policy.engine.apiserver import DEFAULTS_NAME, WARN_NAME
+from production_policy.engine.apiserver import DEFAULTS_NAME, ENFORCE_NAME, WARN_NAME
 from production_policy.engine.names import FIELD_MANAGER
 from production_policy.kube.admissionpolicies import Answer, warnings_of
 
 MARKER_ANNOTATION = "parity.test/generation"
 MARKER_WARNING = "parity-generation "
+ENFORCE_SENTINEL = "sentinel-enforce"
 
 
 def call(api: client.ApiClient, method: str, path: str, body: Any = None, **query: str) -> Answer:
@@ -94,6 +95,16 @@ def with_markers(objects: list[dict[str, Any]], generation: str) -> list[dict[st
             )
         if obj["kind"] == "ValidatingAdmissionPolicy" and name == WARN_NAME:
             obj["spec"]["validations"].append({"expression": "false", "message": MARKER_WARNING + generation})
+        if obj["kind"] == "ValidatingAdmissionPolicy" and name == ENFORCE_NAME:
+            # The Enforce VAP is loaded on its own: only its own tell-tale says which generation it runs.
+            # First, so that it is the refusal the API server reports for the sentinel.
+            obj["spec"].setdefault("validations", []).insert(
+                0,
+                {
+                    "expression": f'object.metadata.name != "{ENFORCE_SENTINEL}"',
+                    "message": MARKER_WARNING + generation,
+                },
+            )
     return marked
 
 
@@ -141,6 +152,11 @@ def install(
     for obj in with_markers(objects, generation):
         apply(api, obj)
     pod, workload = sentinels(namespace)
+    enforced = {**workload, "metadata": {"name": ENFORCE_SENTINEL}}
+    # An Enforce VAP that holds no rules (no policy enforces) has no binding to tell by.
+    has_enforce = any(
+        obj["metadata"]["name"] == ENFORCE_NAME and "matchConditions" in obj["spec"] for obj in objects
+    )
     last = ""
     while time.monotonic() - started < timeout:
         mutated = dry_run_create(api, namespace, pod)
@@ -149,9 +165,14 @@ def install(
         )
         validated = dry_run_create(api, namespace, workload)
         seen_vap = any(w.endswith(MARKER_WARNING + generation) for w in validated.warnings)
-        if seen_map and seen_vap:
+        refused = dry_run_create(api, namespace, enforced) if has_enforce else None
+        seen_enforce = refused is None or MARKER_WARNING + generation in refused.message
+        if seen_map and seen_vap and seen_enforce:
             return time.monotonic() - started
-        last = f"MAP seen: {seen_map}, VAP seen: {seen_vap}; {mutated.message} / {validated.warnings}"
+        last = (
+            f"MAP seen: {seen_map}, Warn VAP seen: {seen_vap}, Enforce VAP seen: {seen_enforce}; "
+            f"{mutated.message} / {validated.warnings}"
+        )
         time.sleep(0.05)
     raise AssertionError(f"the API server did not run the compiled policies within {timeout}s: {last}")
 
