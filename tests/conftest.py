@@ -20,6 +20,7 @@ from tests.support.cluster import (
     DevOperator,
     KindNodes,
     apply_crd,
+    local_binaries,
     remove_webhook_configurations,
     require_cluster,
     start_dev_operator,
@@ -63,15 +64,9 @@ def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     if mode == "kind":
         yield request.getfixturevalue("kind_cluster").cluster
         return
-    from devtools.devcluster.binaries import BinaryError, ensure_binaries
     from devtools.devcluster.controlplane import ControlPlane
 
-    try:
-        binaries = ensure_binaries(build=False)
-    except BinaryError as exc:
-        if require_cluster():
-            raise
-        pytest.skip(f"no local control plane: {exc}")
+    binaries = local_binaries()
     plane = ControlPlane(workdir=tmp_path_factory.mktemp("cluster"), binaries=binaries)
     plane.start()
     try:

@@ -25,8 +25,8 @@ from tests.support.cluster import (
     Cluster,
     DevOperator,
     apply_crd,
+    local_binaries,
     remove_webhook_configurations,
-    require_cluster,
     start_dev_operator,
     stop_dev_operator,
 )
@@ -288,15 +288,9 @@ def plane_without_map(
     admission plugin: the MAP API is served, the policies do nothing."""
     if request.config.getoption("--cluster") != "local":
         pytest.skip("needs a local control plane started with an admission plugin off (--cluster=local)")
-    from devtools.devcluster.binaries import BinaryError, ensure_binaries
     from devtools.devcluster.controlplane import ControlPlane
 
-    try:
-        binaries = ensure_binaries(build=False)
-    except BinaryError as exc:
-        if require_cluster():
-            raise
-        pytest.skip(f"no local control plane: {exc}")
+    binaries = local_binaries()
     plane = ControlPlane(
         workdir=tmp_path_factory.mktemp("plane-without-map"),
         nodes=1,

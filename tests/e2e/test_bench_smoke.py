@@ -12,21 +12,14 @@ from pathlib import Path
 import pytest
 
 from bench import admission_e2e, memory, plot, probewatch, reloader, rollout, summary, webhook
-from tests.support.cluster import require_cluster
+from tests.support.cluster import local_binaries
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from devtools.devcluster.binaries import BinaryError, ensure_binaries
-
-    try:
-        ensure_binaries(build=False)
-    except BinaryError as exc:
-        if require_cluster():
-            raise
-        pytest.skip(f"no local control plane: {exc}")
+    local_binaries()
     return tmp_path_factory.mktemp("bench-results")
 
 

@@ -23,7 +23,7 @@ from kubernetes import client
 
 from devtools.devcluster.controlplane import free_port
 from production_policy import certs
-from tests.support.cluster import Cluster, remove_webhook_configurations, require_cluster
+from tests.support.cluster import Cluster, local_binaries, remove_webhook_configurations
 from tests.support.identity import ServiceAccountRef, token_kubeconfig
 
 pytestmark = pytest.mark.e2e
@@ -70,15 +70,9 @@ def bare_apiserver(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
     """A second API server (etcd and kube-apiserver only) where the CRD was never installed."""
     if request.config.getoption("--cluster") != "local":
         pytest.skip("needs a second local control plane (--cluster=local)")
-    from devtools.devcluster.binaries import BinaryError, ensure_binaries
     from devtools.devcluster.controlplane import ControlPlane
 
-    try:
-        binaries = ensure_binaries(build=False)
-    except BinaryError as exc:
-        if require_cluster():
-            raise
-        pytest.skip(f"no local control plane: {exc}")
+    binaries = local_binaries()
     plane = ControlPlane(workdir=tmp_path_factory.mktemp("bare"), binaries=binaries, apiserver_only=True)
     plane.start()
     try:

@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from devtools.devcluster.binaries import Binaries, BinaryError, ensure_binaries
 from devtools.devcluster.processes import stop_process
 from devtools.kind.cluster import KindRun
 from devtools.kind.engine import Engine
@@ -35,6 +37,16 @@ EXCLUDED_NAMESPACE = "legacy-excluded"
 def require_cluster() -> bool:
     """Whether a cluster that cannot start is a failure rather than a skip (`make test` sets this)."""
     return os.environ.get("PP_REQUIRE_CLUSTER") == "1"
+
+
+def local_binaries() -> Binaries:
+    """The local control plane's binaries from the cache; skip (fail under PP_REQUIRE_CLUSTER=1) if absent."""
+    try:
+        return ensure_binaries(build=False)
+    except BinaryError as exc:
+        if require_cluster():
+            raise
+        pytest.skip(f"no local control plane: {exc}")
 
 
 @dataclass
