@@ -55,6 +55,7 @@ def look(
     state: WorkloadState | None = None,
     labels: dict[str, str] | None = None,
     running: list[InFlight] | None = None,
+    own: InFlight | None = None,
 ) -> Any:
     return decide(
         now,
@@ -66,6 +67,7 @@ def look(
         state=state,
         running=running or [],
         key_id=KID,
+        own=own,
     )
 
 
@@ -220,29 +222,8 @@ def test_no_value_ever_reaches_a_patch_a_report_or_a_log_line(old: str, new: str
 
 def test_a_rollout_of_ours_still_running_is_reported_unless_already_known() -> None:
     workload = replace(baselined(sources()), rolled_at=5, settled=False)
-    found = decide(
-        10,
-        workload,
-        policies=[compile_policy(POLICY)],
-        namespace_labels={},
-        ignored_namespaces=(),
-        sources=sources(),
-        state=None,
-        running=[],
-        key_id=KID,
-    )
+    found = look(10, workload, sources())
     assert found.adopted == InFlight(frozenset({"rollouts"}), 5, workload.generation)
-    known = decide(
-        10,
-        workload,
-        policies=[compile_policy(POLICY)],
-        namespace_labels={},
-        ignored_namespaces=(),
-        sources=sources(),
-        state=None,
-        running=[],
-        key_id=KID,
-        own=found.adopted,
-    )
+    known = look(10, workload, sources(), own=found.adopted)
     assert known.adopted is None
     assert look(10, replace(workload, opted_out=True), sources()).adopted is None  # not ours to count
