@@ -167,6 +167,21 @@ def publish(staging: Path, target: Path) -> None:
     staging.rename(target)
 
 
+def provide(target: Path, names: tuple[str, ...], what: str, make: Callable[[Path, Path], None]) -> Path:
+    """``target``, holding ``names``: the cached build, or one made now by ``make(workdir, outdir)``
+    in a scratch directory and published whole (every builder here and in devtools.kind)."""
+    if cached(target, names):
+        return target
+    with tempfile.TemporaryDirectory(prefix="ppbins-") as tmp:
+        work = Path(tmp)
+        out = work / "out"
+        out.mkdir()
+        log(f"building {what}")
+        make(work, out)
+        publish(out, target)
+    return target
+
+
 def _with_fallbacks(component: str, versions: tuple[str, ...], build: Callable[[str], Path]) -> Path:
     errors = []
     for version in versions:
@@ -196,13 +211,10 @@ def build_kubernetes(
 ) -> Path:
     """Build the ``k8s.io/kubernetes`` commands ``names`` at ``version`` into the cache directory
     ``<cache_name>-<version>`` (the control plane here, the kind node's binaries in devtools.kind)."""
-    target = _cache_dir(cache_name, version)
-    if cached(target, names):
-        return target
     minor = version.split(".")[1]
     staging_version = f"v0.{version.removeprefix('v1.')}"
-    with tempfile.TemporaryDirectory(prefix="ppbins-k8s-") as tmp:
-        work = Path(tmp)
+
+    def make(work: Path, out: Path) -> None:
         upstream = Path(download_module(work, "k8s.io/kubernetes", version)["GoMod"]).read_text()
         go_line = re.search(r"^go \S+$", upstream, re.M)
         godebug = re.search(r"^godebug .+$", upstream, re.M)
@@ -225,10 +237,7 @@ def build_kubernetes(
                 f"-X {pkg}.gitTreeState=clean",
                 f"-X {pkg}.buildDate=1970-01-01T00:00:00Z",
             ]
-        out = work / "out"
-        out.mkdir()
         for name in names:
-            log(f"building {name} {version} (cold: many minutes)")
             run_go(
                 [
                     "build",
@@ -244,52 +253,41 @@ def build_kubernetes(
                 work,
                 f"{name} {version}",
             )
-        publish(out, target)
-    return target
+
+    what = f"{', '.join(names)} {version} (cold: many minutes)"
+    return provide(_cache_dir(cache_name, version), names, what, make)
 
 
 def build_etcd(version: str) -> Path:
     """Build etcd from ``go.etcd.io/etcd/server/v3`` (its module root is the etcd binary)."""
-    target = _cache_dir("etcd", version)
-    if cached(target, ("etcd",)):
-        return target
-    with tempfile.TemporaryDirectory(prefix="ppbins-etcd-") as tmp:
-        work = Path(tmp)
+
+    def make(work: Path, out: Path) -> None:
         download_module(work, "go.etcd.io/etcd/server/v3", version)
         (work / "go.mod").write_text(
             f"module local.test/ppbins\n\ngo 1.25\n\nrequire go.etcd.io/etcd/server/v3 {version}\n"
         )
-        out = work / "out"
-        out.mkdir()
-        log(f"building etcd {version}")
         run_go(
             ["build", "-trimpath", "-ldflags", "-s -w", "-o", str(out / "etcd"), "go.etcd.io/etcd/server/v3"],
             work,
             f"etcd {version}",
         )
-        publish(out, target)
-    return target
+
+    return provide(_cache_dir("etcd", version), ("etcd",), f"etcd {version}", make)
 
 
 def build_kwok(version: str) -> Path:
     """Build kwok and gather the default node and pod stages kwokctl would install."""
-    target = _cache_dir("kwok", version)
-    if cached(target, ("kwok", KWOK_STAGES_NAME)):
-        return target
-    with tempfile.TemporaryDirectory(prefix="ppbins-kwok-") as tmp:
-        work = Path(tmp)
-        out = work / "out"
-        out.mkdir()
+
+    def make(work: Path, out: Path) -> None:
         _write_kwok_stages(work, version, out / KWOK_STAGES_NAME)
-        log(f"building kwok {version}")
         run_go(
             ["install", "-trimpath", "-ldflags", "-s -w", f"sigs.k8s.io/kwok/cmd/kwok@{version}"],
             work,
             f"kwok {version}",
             gobin=out,
         )
-        publish(out, target)
-    return target
+
+    return provide(_cache_dir("kwok", version), ("kwok", KWOK_STAGES_NAME), f"kwok {version}", make)
 
 
 def _write_kwok_stages(work: Path, version: str, destination: Path) -> None:
@@ -309,15 +307,9 @@ def _helm_ldflags(version: str) -> list[str]:
 
 def build_helm(version: str) -> Path:
     """Build helm with its version and the Kubernetes version it assumes stamped in."""
-    target = _cache_dir("helm", version)
-    if cached(target, ("helm",)):
-        return target
-    with tempfile.TemporaryDirectory(prefix="ppbins-helm-") as tmp:
-        work = Path(tmp)
-        out = work / "out"
-        out.mkdir()
+
+    def make(work: Path, out: Path) -> None:
         (work / "go.mod").write_text("module local.test/ppbins\n\ngo 1.25\n")
-        log(f"building helm {version} (assumes Kubernetes {HELM_ASSUMED_KUBERNETES} offline)")
         run_go(
             [
                 "install",
@@ -330,8 +322,9 @@ def build_helm(version: str) -> Path:
             f"helm {version}",
             gobin=out,
         )
-        publish(out, target)
-    return target
+
+    what = f"helm {version} (assumes Kubernetes {HELM_ASSUMED_KUBERNETES} offline)"
+    return provide(_cache_dir("helm", version), ("helm",), what, make)
 
 
 def _cached_kwok_stages() -> Path | None:

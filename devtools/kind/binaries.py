@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import re
 import subprocess
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +23,7 @@ from devtools.devcluster.binaries import (
     build_kubernetes,
     cached,
     ensure_binaries,
-    log,
-    publish,
+    provide,
     run_go,
 )
 
@@ -62,18 +60,9 @@ def kube_version(binary: Path) -> str:
 
 def _provide(target: Path, name: str, build: bool, what: str, make: Callable[[Path, Path], None]) -> Path:
     """``target/name`` from the cache, or made by ``make(workdir, outdir)`` and published there."""
-    if cached(target, (name,)):
-        return target / name
-    if not build:
+    if not build and not cached(target, (name,)):
         raise BinaryError(f"{what} is not built; run `make kind-bins`")
-    with tempfile.TemporaryDirectory(prefix="ppbins-kind-") as tmp:
-        work = Path(tmp)
-        out = work / "out"
-        out.mkdir()
-        log(f"building {what}")
-        make(work, out)
-        publish(out, target)
-    return target / name
+    return provide(target, (name,), what, make) / name
 
 
 def _source_key(source: Path) -> str:
