@@ -15,6 +15,7 @@ from /proc, then it is stopped. Steps:
 5. 10,000 Deployments, ConfigMaps and Secrets, first sight and restarted, as in step 2.
 
 Steps 3 and 4 have the same number of objects: their difference is what the size of the data costs.
+What the controller keeps per workload, by structure, is counted in this process (:mod:`bench.state`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import common, objects
+from bench import common, objects, state
 from bench.common import KubeHttp, Process, log
 
 NAMESPACE = "apps"
@@ -252,6 +253,7 @@ def run(out: Path, scale: Scale = FULL) -> dict[str, Any]:
                 "met": (big["rss_mib"] - small["rss_mib"]) < 0.1 * data_mib,
             },
         },
+        "state_per_workload": state.measure(scale.steps[-1]),
         "elapsed_s": round(time.monotonic() - started, 1),
     }
     common.write_json(out, "memory", data)
