@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import copy
-from typing import Any
+import gc
+import json
+import weakref
+from typing import Any, cast
 
 from hypothesis import given
 
@@ -31,6 +34,12 @@ from tests.support.engine import TCP_AUTO, container, deployment, pod, policy
 from tests.support.strategies import NAMESPACE, NAMESPACE_LABELS
 
 
+def json_decoded(obj: dict[str, Any]) -> dict[str, Any]:
+    """``obj`` as a watch hands it over: each body with strings of its own."""
+    decoded: dict[str, Any] = json.loads(json.dumps(obj))
+    return decoded
+
+
 def placed(obj: dict[str, Any], namespace: str = "shop", **metadata: Any) -> dict[str, Any]:
     result = copy.deepcopy(obj)
     result["metadata"] = {**result["metadata"], "namespace": namespace, "uid": "u-1", **metadata}
@@ -47,6 +56,49 @@ def test_a_deployment_is_a_subject_with_its_template_labels() -> None:
     assert subject.uid == "u-1"
     assert subject.pod.labels == {"app": "web", "tier": "front"}
     assert subject.injected == ()
+
+
+def test_workloads_whose_pods_judge_alike_share_what_is_kept_of_their_containers() -> None:
+    web = audit_subject(placed(deployment(container(), labels={"app": "web"})))
+    shop = audit_subject(placed(deployment(container(), labels={"app": "shop"}), namespace="other"))
+    other = audit_subject(placed(deployment(container(port=9090))))
+    assert web is not None and shop is not None and other is not None
+    alone = pod_from_template(placed(deployment()))
+    assert alone is not None and web.pod.spec == alone.spec and web.pod.spec is shop.pod.spec
+    assert other.pod.spec is not web.pod.spec and other.pod.spec != web.pod.spec
+    assert web.pod.labels != shop.pod.labels  # only the containers' part is shared
+    again = audit_subject(placed(deployment(), namespace="".join(["sh", "op"])))
+    assert again is not None and again.ref.namespace is web.ref.namespace
+    assert again.ref.kind is web.ref.kind and again.pod.kinds is web.pod.kinds
+
+
+def test_what_is_kept_of_different_pods_shares_field_names_and_short_strings() -> None:
+    long = "x" * 100
+    one = audit_subject(
+        placed(json_decoded(deployment(container(port=8001, livenessProbe={"exec": {"command": [long]}}))))
+    )
+    two = audit_subject(placed(json_decoded(deployment(container(port=8002)))))
+    assert one is not None and two is not None and one.pod.spec != two.pod.spec
+    [first], [second] = one.pod.spec["containers"], two.pod.spec["containers"]
+    (name_one,), (name_two,) = first["ports"][0].keys(), second["ports"][0].keys()
+    assert name_one is name_two and first["name"] is second["name"]
+    assert first["livenessProbe"] == {"exec": {"command": [long]}}
+
+
+def test_a_shared_spec_goes_with_its_last_subject() -> None:
+    kept = audit_subject(placed(deployment(container(name="only-this-one"))))
+    assert kept is not None
+    spec = weakref.ref(cast(Any, kept.pod.spec))
+    del kept
+    gc.collect()
+    assert spec() is None
+
+
+def test_a_spec_that_is_not_json_is_kept_unshared() -> None:
+    odd = placed(deployment(container(readinessProbe={"exec": {"command": {"not", "json"}}})))
+    one, two = audit_subject(odd), audit_subject(odd)
+    assert one is not None and two is not None
+    assert one.pod.spec is not two.pod.spec and one.pod.spec == two.pod.spec
 
 
 def test_controlled_objects_are_counted_through_their_owner() -> None:

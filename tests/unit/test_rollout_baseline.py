@@ -228,3 +228,19 @@ def test_properties_of_compare(
     # After the change is stored, the new data compares as unchanged.
     settled = b.compare(result.next_baseline, b.observe(refs, new), KID)
     assert settled.changes == () and not settled.rewrite
+
+
+def test_a_source_holds_its_digests_packed_and_reads_as_the_stored_form() -> None:
+    full = key_digests(KEY, {"b": "2", "a": "1"})
+    packed = b.compact(full)
+    assert isinstance(packed, b.PackedDigests)
+    assert dict(packed) == {key: b.short(value) for key, value in full.items()} and len(packed) == 2
+    assert list(packed) == ["a", "b"] and "a" in packed and "c" not in packed
+    assert packed.get("c", b.ABSENT) == b.ABSENT
+    # Equal to the same digests however they are held; never to other digests.
+    assert packed == b.compact(dict(reversed(full.items()))) == dict(packed)
+    assert packed != b.compact(key_digests(KEY, {"a": "1", "b": "3"}))
+    assert packed != b.compact(key_digests(KEY, {"a": "1"})) and packed != {"a": "x"}
+    assert "PackedDigests" in repr(packed) and b.short(full["a"]) in repr(packed)
+    # Sources with the same keys share one tuple of them.
+    assert packed._keys is b.compact(key_digests(KEY, {"a": "9", "b": "9"}))._keys

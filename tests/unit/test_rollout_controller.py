@@ -79,7 +79,7 @@ def make_controller() -> Controller:
     view = ClusterView()
     view.put_policy(policy_dict("rollouts", match={"namespaces": ["shop"]}, configRollout=ROLLOUTS))
     controller = Controller(view, ControllerOptions(operator_namespace="pp"), NO_API, KEY)
-    controller.sources["ConfigMap"]._replace({("shop", "app"): source_data(KEY, {"data": {"level": "info"}})})
+    controller.sources["ConfigMap"]._replace({"shop": {"app": source_data(KEY, {"data": {"level": "info"}})}})
     controller.sources["Secret"]._replace({})
     return controller
 

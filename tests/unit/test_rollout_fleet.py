@@ -142,6 +142,9 @@ def test_our_own_write_coming_back_late_is_not_decided_on_again() -> None:
     assert fleet.in_flight[a.key].generation == 3
     fresh = look(fleet, 13, applied(a, decision.patch or {}, "8"))
     assert fresh.decision is not None and fresh.decision.write is Write.NONE
+    # Once the watch is past our write, nothing is left to skip, and nothing is kept of it.
+    assert fleet._written == {}
+    assert look(fleet, 14, applied(a, decision.patch or {}, "9")).decision is not None
 
 
 def test_a_write_that_changed_nothing_leaves_no_stale_mark() -> None:

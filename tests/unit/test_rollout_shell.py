@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from types import SimpleNamespace
-from typing import Any, cast
+from typing import cast
 
 import pytest
 
@@ -29,7 +29,9 @@ def test_the_store_indexes_workloads_by_source_and_namespace() -> None:
     store.put(facts(name="a", references=(cm, secret)))
     store.put(facts(name="b", references=(cm,)))
     store.put(facts(name="c", namespace="other", references=(cm,)))
-    a, b = ("Deployment", "shop", "a"), ("Deployment", "shop", "b")
+    a, b, c = (
+        ("Deployment", namespace, name) for namespace, name in (("shop", "a"), ("shop", "b"), ("other", "c"))
+    )
     assert store.referrers(("shop", "ConfigMap", "app")) == {a, b}
     assert store.referrers(("shop", "Secret", "db")) == {a}
     assert store.in_namespace("shop") == {a, b} and len(store) == 3
@@ -40,7 +42,27 @@ def test_the_store_indexes_workloads_by_source_and_namespace() -> None:
     store.remove(a)  # twice is fine
     assert store.referrers(("shop", "Secret", "db")) == set() and store.get(a) is None
     assert store.in_namespace("shop") == {b}
-    assert store._referrers.keys() == {("shop", "ConfigMap", "app"), ("other", "ConfigMap", "app")}
+    # Nothing is left of the references that went.
+    assert store._referrers == {("shop", "ConfigMap"): {"app": b}, ("other", "ConfigMap"): {"app": c}}
+
+
+def test_a_source_keeps_its_referrers_however_many_come_and_go() -> None:
+    store = WorkloadStore()
+    cm = SourceRef("ConfigMap", "app", None, False)
+    keys = [("Deployment", "shop", name) for name in ("a", "b", "c")]
+    for _, _, name in keys:
+        store.put(facts(name=name, references=(cm,)))
+    store.put(facts(name="a", references=(cm,)))  # a new version of a referrer
+    assert store.referrers(("shop", "ConfigMap", "app")) == set(keys)
+    store.remove(keys[0])
+    assert store.referrers(("shop", "ConfigMap", "app")) == set(keys[1:])
+    store.remove(keys[1])
+    assert store.referrers(("shop", "ConfigMap", "app")) == {keys[2]}
+    store.put(facts(name="a", references=(cm,)))
+    assert store.referrers(("shop", "ConfigMap", "app")) == {keys[0], keys[2]}
+    for key in keys:
+        store.remove(key)
+    assert store.referrers(("shop", "ConfigMap", "app")) == set() and not store._referrers
 
 
 def test_only_digests_are_kept_of_a_source() -> None:
@@ -74,7 +96,7 @@ def test_a_source_cache_tells_only_real_changes_and_only_once_listed() -> None:
         a, b = source_data(KEY, {"data": {"k": "1"}}), source_data(KEY, {"data": {"k": "2"}})
         cache._put(("shop", "early"), a)  # a watch event racing the first listing: not told
         assert not cache.synced.is_set() and changed == []
-        cache._replace({("shop", "app"): a, ("shop", "db"): a})
+        cache._replace({"shop": {"app": a, "db": a}})
         assert cache.synced.is_set() and changed == [] and len(cache) == 2
         assert cache.get("shop", "early") is None  # the listing is the truth
         cache._put(("shop", "app"), a)  # same digests (metadata only): nothing to tell
@@ -86,8 +108,14 @@ def test_a_source_cache_tells_only_real_changes_and_only_once_listed() -> None:
         assert cache.get("shop", "app") == b and cache.get("shop", "db") is None
         changed.clear()
         # A relisting (after the watch expired) tells what changed while not watching.
-        cache._replace({("shop", "app"): a, ("shop", "new"): b})
-        assert sorted(changed) == [("shop", "ConfigMap", "app"), ("shop", "ConfigMap", "new")]
+        cache._replace({"shop": {"app": a, "new": b}, "other": {"app": a}})
+        assert sorted(changed) == [
+            ("other", "ConfigMap", "app"),
+            ("shop", "ConfigMap", "app"),
+            ("shop", "ConfigMap", "new"),
+        ]
+        cache._put(("other", "app"), None)  # the last of its namespace: nothing is left of it
+        assert "other" not in cache._entries and len(cache) == 2
 
     asyncio.run(scenario())
 
@@ -106,9 +134,9 @@ def test_an_expired_watch_lists_again_and_a_failure_retries(monkeypatch: pytest.
         calls: list[str] = []
         monkeypatch.setattr(sources, "RETRY_SECONDS", 0.01)
 
-        def list_all() -> tuple[dict[sources.SourceKey, Any], str]:
+        def list_all() -> tuple[sources.Entries, str]:
             calls.append("list")
-            return {("shop", "app"): source_data(KEY, {"data": {"k": str(len(calls))}})}, "7"
+            return {"shop": {"app": source_data(KEY, {"data": {"k": str(len(calls))}})}}, "7"
 
         def watch_from(version: str) -> str:
             calls.append(f"watch {version}")

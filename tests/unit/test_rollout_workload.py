@@ -189,3 +189,20 @@ def test_parse_time() -> None:
     assert parse_time("1970-01-01T00:01:00Z") == 60
     assert parse_time("1970-01-01T00:01:00+00:00") == 60
     assert parse_time(None) is None and parse_time("") is None and parse_time("yesterday") is None
+
+
+def test_what_workloads_repeat_is_held_once() -> None:
+    # Two bodies decoded apart hold equal strings and sets that are not the same objects.
+    one, two = body(), body()
+    two["metadata"]["namespace"] = "".join(["sh", "op"])
+    first, second = workload_facts(one), workload_facts(two)
+    assert first is not None and second is not None
+    assert first.namespace is second.namespace and first.kind is second.kind
+    assert first.references[0].keys is second.references[0].keys
+    # One key tuple per facts, and the template's labels are the body's own (the audit keeps them too).
+    assert first.key is first.key and first.key == ("Deployment", "shop", "web")
+    assert first.template_labels is one["spec"]["template"]["metadata"]["labels"]
+    unlabelled = body()
+    del unlabelled["spec"]["template"]["metadata"]["labels"]
+    facts = workload_facts(unlabelled)
+    assert facts is not None and facts.template_labels == {}

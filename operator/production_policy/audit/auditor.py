@@ -13,7 +13,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -86,7 +86,9 @@ class Auditor:
             self._forget(ref)
             return
         before = self.subjects.get(ref)
-        self.subjects[ref] = subject
+        if before is not None:  # one WorkloadRef per workload, however often it changes
+            subject = replace(subject, ref=before.ref)
+        self.subjects[subject.ref] = subject
         policies = self.view.sorted_policies()
         self._judge(subject, policies)
         injected = audit.injected_to_report(

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from production_policy.engine.interning import shared
+
 
 @dataclass(frozen=True)
 class WorkloadKind:
@@ -73,8 +75,8 @@ def pods_counted_as(kind: str) -> frozenset[str]:
     Job, so a policy naming either kind gives them its defaults.
     """
     if kind in ("Job", "CronJob"):
-        return frozenset(("Job", "CronJob"))
-    return frozenset((kind,))
+        return shared(frozenset(("Job", "CronJob")))
+    return shared(frozenset((kind,)))
 
 
 def counted_as(obj: Mapping[str, Any]) -> frozenset[str]:
@@ -94,7 +96,7 @@ def counted_as(obj: Mapping[str, Any]) -> frozenset[str]:
     metadata = metadata if isinstance(metadata, Mapping) else {}
     owner = controller_kind(metadata.get("ownerReferences"))
     if owner is None:
-        return frozenset((POD.kind,))
+        return pods_counted_as(POD.kind)
     labels = metadata.get("labels")
     if owner == "ReplicaSet" and isinstance(labels, Mapping) and _DEPLOYMENT_POD_LABEL in labels:
         return pods_counted_as("Deployment")

@@ -57,7 +57,7 @@ def pod_template(obj: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]
     return (metadata if isinstance(metadata, dict) else {}), (spec if isinstance(spec, dict) else {})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PodView:
     """The pod a Pod or a workload's template makes, reduced to what the rules read, shape checked."""
 

@@ -13,6 +13,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from production_policy.engine.interning import shared
+
 SourceKind = Literal["ConfigMap", "Secret"]
 _ENV_KEY_REFS: tuple[tuple[str, SourceKind], ...] = (
     ("configMapKeyRef", "ConfigMap"),
@@ -22,11 +24,12 @@ _ENV_FROM_REFS: tuple[tuple[str, SourceKind], ...] = (("configMapRef", "ConfigMa
 _PROJECTIONS: tuple[tuple[str, SourceKind], ...] = (("configMap", "ConfigMap"), ("secret", "Secret"))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SourceRef:
     """A ConfigMap or Secret a pod spec uses.
 
-    ``keys``: the keys used, None for every key. ``optional``: the pod can start without the source.
+    ``keys``: the keys used, None for every key (one set shared by every reference to the same
+    keys). ``optional``: the pod can start without the source.
     """
 
     kind: SourceKind
@@ -52,7 +55,7 @@ def referenced_sources(pod_spec: Mapping[str, Any]) -> list[SourceRef]:
             continue
         earlier = merged.get((ref.kind, ref.name))
         if earlier is not None:
-            keys = None if earlier.keys is None or ref.keys is None else earlier.keys | ref.keys
+            keys = None if earlier.keys is None or ref.keys is None else shared(earlier.keys | ref.keys)
             ref = SourceRef(ref.kind, ref.name, keys, earlier.optional and ref.optional)
         merged[(ref.kind, ref.name)] = ref
     return [merged[key] for key in sorted(merged)]
@@ -96,7 +99,7 @@ def _item_keys(source: Mapping[str, Any]) -> frozenset[str] | None:
 
 
 def _keys_of(keys: list[Any]) -> frozenset[str]:
-    return frozenset(key for key in keys if isinstance(key, str) and key)
+    return shared(frozenset(key for key in keys if isinstance(key, str) and key))
 
 
 def _dict(value: Any) -> Mapping[str, Any]:

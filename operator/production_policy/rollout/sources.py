@@ -23,11 +23,14 @@ from typing import Any
 from production_policy import kube, metrics
 from production_policy.engine import rollout
 from production_policy.engine.digests import key_digests
+from production_policy.engine.interning import shared
 
 log = logging.getLogger(__name__)
 
 SourceKey = tuple[str, str]
 """(namespace, name)."""
+Entries = dict[str, dict[str, rollout.SourceData]]
+"""The digests by namespace, then by name: one dict per namespace, rather than a key tuple per source."""
 
 PAGE_SIZE = 50
 """Objects per page of a listing. Small, so a page of large Secrets (up to 1 MiB each) stays a few
@@ -64,17 +67,17 @@ class SourceCache:
         self._selector = ",".join(f"metadata.namespace!={namespace}" for namespace in sorted(ignored))
         self._hmac_key = hmac_key
         self._changed = changed
-        self._entries: dict[SourceKey, rollout.SourceData] = {}
+        self._entries: Entries = {}
         self._stopping = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._watch = kube.Watch(api, kind, self._selector)
 
     def get(self, namespace: str, name: str) -> rollout.SourceData | None:
         """The digests of one source; None if it does not exist (or is not listed yet)."""
-        return self._entries.get((namespace, name))
+        return self._entries.get(namespace, {}).get(name)
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return sum(map(len, self._entries.values()))
 
     def start(self) -> None:
         """List, then watch, in a daemon thread; ``synced`` is set once the first listing is in."""
@@ -87,23 +90,29 @@ class SourceCache:
 
     # In the loop.
 
-    def _replace(self, entries: dict[SourceKey, rollout.SourceData]) -> None:
+    def _replace(self, entries: Entries) -> None:
         before, self._entries = self._entries, entries
         if self.synced.is_set():  # a relisting: tell what changed while we were not watching
-            for key in before.keys() | entries.keys():
-                if before.get(key) != entries.get(key):
-                    self._changed(key[0], self.kind, key[1])
+            for namespace in before.keys() | entries.keys():
+                old, new = before.get(namespace, {}), entries.get(namespace, {})
+                for name in old.keys() | new.keys():
+                    if old.get(name) != new.get(name):
+                        self._changed(namespace, self.kind, name)
         self.synced.set()
 
     def _put(self, key: SourceKey, data: rollout.SourceData | None) -> None:
-        if self._entries.get(key) == data:
+        namespace, name = key
+        if self.get(namespace, name) == data:
             return  # metadata only, or our own replay: nothing a workload can see changed
-        if data is None:
-            del self._entries[key]
+        if data is not None:
+            self._entries.setdefault(namespace, {})[name] = data
         else:
-            self._entries[key] = data
+            in_namespace = self._entries[namespace]
+            del in_namespace[name]
+            if not in_namespace:
+                del self._entries[namespace]
         if self.synced.is_set():
-            self._changed(key[0], self.kind, key[1])
+            self._changed(namespace, self.kind, name)
 
     # In the thread.
 
@@ -133,8 +142,8 @@ class SourceCache:
         )
         self._stopping.wait(RETRY_SECONDS)
 
-    def _list_all(self) -> tuple[dict[SourceKey, rollout.SourceData], str]:
-        entries: dict[SourceKey, rollout.SourceData] = {}
+    def _list_all(self) -> tuple[Entries, str]:
+        entries: Entries = {}
         token: str | None = None
         while True:
             token, version = self._list_page(token, entries)
@@ -142,11 +151,12 @@ class SourceCache:
                 release_freed_heap()  # the pages are gone (their values with them) by now
                 return entries, version
 
-    def _list_page(self, token: str | None, entries: dict[SourceKey, rollout.SourceData]) -> tuple[str, str]:
+    def _list_page(self, token: str | None, entries: Entries) -> tuple[str, str]:
         """One page into ``entries``; (the next page's token or "", the list's resourceVersion)."""
         page = kube.list_page(self._api, self.kind, PAGE_SIZE, token, self._selector)
         for item in page.get("items") or ():
-            entries[_key_of(item)] = source_data(self._hmac_key, item)
+            namespace, name = _key_of(item)
+            entries.setdefault(namespace, {})[name] = source_data(self._hmac_key, item)
         metadata = page.get("metadata") or {}
         return metadata.get("continue") or "", metadata["resourceVersion"]
 
@@ -183,4 +193,4 @@ def release_freed_heap() -> None:
 
 def _key_of(body: Mapping[str, Any]) -> SourceKey:
     metadata = body.get("metadata") or {}
-    return metadata.get("namespace") or "", metadata.get("name") or ""
+    return shared(metadata.get("namespace") or ""), metadata.get("name") or ""

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from typing import TypeVar
 
 from production_policy.engine.rollout import WorkloadFacts
 
@@ -18,12 +17,22 @@ SourceKey = tuple[str, str, str]
 """(namespace, kind, name) of a ConfigMap or Secret."""
 
 
+Referrers = dict[str, WorkloadKey | set[WorkloadKey]]
+"""By source name: the one workload referencing it, or the set of them when there are several."""
+
+
 class WorkloadStore:
-    """Facts by workload, workloads by referenced source and by namespace."""
+    """Facts by workload, workloads by referenced source and by namespace.
+
+    Kept small, as it holds every workload: sources are indexed by namespace and kind, then by
+    name (no key tuple per source), and most sources have one referrer, which is held as its key
+    itself rather than as a set of one (an empty set alone is 216 bytes).
+    """
 
     def __init__(self) -> None:
         self._facts: dict[WorkloadKey, WorkloadFacts] = {}
-        self._referrers: defaultdict[SourceKey, set[WorkloadKey]] = defaultdict(set)
+        self._referrers: dict[tuple[str, str], Referrers] = {}
+        """By (namespace, kind), then by name."""
         self._by_namespace: defaultdict[str, set[WorkloadKey]] = defaultdict(set)
 
     def __len__(self) -> int:
@@ -33,36 +42,49 @@ class WorkloadStore:
         return self._facts.get(key)
 
     def put(self, facts: WorkloadFacts) -> None:
-        self.remove(facts.key)
-        self._facts[facts.key] = facts
-        self._by_namespace[facts.namespace].add(facts.key)
+        key = facts.key
+        self.remove(key)
+        self._facts[key] = facts
+        self._by_namespace[facts.namespace].add(key)
         for ref in facts.references:
-            self._referrers[(facts.namespace, ref.kind, ref.name)].add(facts.key)
+            by_name = self._referrers.setdefault((facts.namespace, ref.kind), {})
+            members = by_name.setdefault(ref.name, key)
+            if isinstance(members, set):
+                members.add(key)
+            elif members != key:
+                by_name[ref.name] = {members, key}
 
     def remove(self, key: WorkloadKey) -> None:
         old = self._facts.pop(key, None)
         if old is None:
             return
-        _discard(self._by_namespace, old.namespace, key)
+        in_namespace = self._by_namespace.get(old.namespace)
+        if in_namespace is not None:
+            in_namespace.discard(key)
+            if not in_namespace:
+                del self._by_namespace[old.namespace]
         for ref in old.references:
-            _discard(self._referrers, (old.namespace, ref.kind, ref.name), key)
+            by_name = self._referrers.get((old.namespace, ref.kind), {})
+            members = by_name.get(ref.name)
+            if isinstance(members, set):
+                members.discard(key)
+                if len(members) == 1:
+                    by_name[ref.name] = next(iter(members))
+            elif members == key:
+                # Nothing is kept of a source nobody references: deleted ones would pile up.
+                del by_name[ref.name]
+                if not by_name:
+                    del self._referrers[(old.namespace, ref.kind)]
 
     def referrers(self, source: SourceKey) -> set[WorkloadKey]:
-        return set(self._referrers.get(source, ()))
+        namespace, kind, name = source
+        members = self._referrers.get((namespace, kind), {}).get(name)
+        if members is None:
+            return set()
+        return set(members) if isinstance(members, set) else {members}
 
     def in_namespace(self, namespace: str) -> set[WorkloadKey]:
         return set(self._by_namespace.get(namespace, ()))
 
     def keys(self) -> Iterable[WorkloadKey]:
         return list(self._facts)
-
-
-K = TypeVar("K")
-
-
-def _discard(mapping: dict[K, set[WorkloadKey]], key: K, value: WorkloadKey) -> None:
-    members = mapping.get(key)
-    if members is not None:
-        members.discard(value)
-        if not members:
-            del mapping[key]  # an empty set per deleted source would grow forever

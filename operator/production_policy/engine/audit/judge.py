@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from production_policy.api.status import MESSAGE_MAX
 from production_policy.engine.compiled import CompiledPolicy
+from production_policy.engine.interning import shared
 from production_policy.engine.matching import matching_policies
 from production_policy.engine.pods import PodView
 from production_policy.engine.rules import Violation
@@ -20,7 +22,7 @@ from production_policy.engine.validation import describe, template_violations
 ELLIPSIS = "…"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Finding:
     """How one workload breaks one policy: how many rules, and all of them in one bounded message."""
 
@@ -28,12 +30,20 @@ class Finding:
     message: str
 
 
-@dataclass(frozen=True)
+NO_FINDINGS: Mapping[str, Finding] = MappingProxyType({})
+"""The findings of every compliant workload (one map for all of them)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Judgement:
-    """One workload against all policies: those that match it, and the findings of those it breaks."""
+    """One workload against all policies: those that match it, and the findings of those it breaks.
+
+    Kept for every audited workload: the sets of matching policies are shared, and so is the
+    empty map of findings of every compliant workload.
+    """
 
     matched: frozenset[str] = frozenset()
-    findings: Mapping[str, Finding] = field(default_factory=dict)
+    findings: Mapping[str, Finding] = field(default_factory=lambda: NO_FINDINGS)
     """By policy name; only the policies the workload breaks."""
 
 
@@ -53,10 +63,8 @@ def judge(
     by_policy: dict[str, list[Violation]] = {}
     for violation in template_violations(pod.spec, matched):
         by_policy.setdefault(violation.policy, []).append(violation)
-    return Judgement(
-        frozenset(policy.name for policy in matched),
-        {name: Finding(len(found), finding_message(found)) for name, found in by_policy.items()},
-    )
+    findings = {name: Finding(len(found), finding_message(found)) for name, found in by_policy.items()}
+    return Judgement(shared(frozenset(policy.name for policy in matched)), findings or NO_FINDINGS)
 
 
 def finding_message(violations: Sequence[Violation]) -> str:

@@ -10,15 +10,22 @@ through its owner. Which kinds are audited is said in :mod:`production_policy.en
 The controller keeps a :class:`Subject` per workload, never the body: the pod its template makes,
 reduced to what the policy rules read (``pods.pod_from_template``), so the audit can judge the
 workload again whenever a policy or a namespace changes, without asking the API server for it.
+Workloads whose pods are alike to the rules (the same containers' names, ports, resources and
+probes: the replicas of one chart, say) share one copy of that part, and every kept copy shares
+its field names and short strings with the others.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import weakref
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from production_policy.engine import kinds
+from production_policy.engine.interning import shared
 from production_policy.engine.pods import PodView, pod_from_template
 
 AUDITED_KINDS = tuple(kind.kind for kind in kinds.AUDITED)
@@ -27,7 +34,7 @@ AUDITED_KINDS = tuple(kind.kind for kind in kinds.AUDITED)
 API_VERSIONS = {kind.kind: kind.api_version for kind in kinds.AUDITED}
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class WorkloadRef:
     """A workload's identity; ordered by namespace, then kind, then name."""
 
@@ -39,7 +46,7 @@ class WorkloadRef:
         return f"{self.kind} {self.namespace}/{self.name}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Subject:
     """What the audit keeps of one workload."""
 
@@ -71,7 +78,7 @@ def workload_ref(obj: Mapping[str, Any]) -> WorkloadRef | None:
     namespace, name = metadata.get("namespace"), metadata.get("name")
     if not isinstance(namespace, str) or not isinstance(name, str):
         return None
-    return WorkloadRef(namespace, str(kind), name)
+    return WorkloadRef(shared(namespace), shared(str(kind)), name)
 
 
 def audit_subject(obj: Mapping[str, Any]) -> Subject | None:
@@ -81,4 +88,46 @@ def audit_subject(obj: Mapping[str, Any]) -> Subject | None:
     if ref is None or pod is None or controlled(obj):
         return None
     uid = obj.get("metadata", {}).get("uid")
-    return Subject(ref, uid if isinstance(uid, str) else "", pod)
+    return Subject(ref, uid if isinstance(uid, str) else "", replace(pod, spec=_shared_spec(pod.spec)))
+
+
+class _SharedSpec(dict[str, Any]):
+    """A ``PodView.spec`` that subjects share: a dict that can be referred to weakly."""
+
+    __slots__ = ("__weakref__",)
+
+
+_specs: weakref.WeakValueDictionary[bytes, _SharedSpec] = weakref.WeakValueDictionary()
+"""Each spec kept by some subject, by the digest of its canonical JSON; gone with its last subject."""
+
+
+def _shared_spec(spec: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The copy of ``spec`` that the subjects share (read-only, as every ``PodView.spec`` is)."""
+    try:
+        text = json.dumps(spec, sort_keys=True, separators=(",", ":"))
+    except (TypeError, ValueError):
+        return spec  # not JSON (an API server only sends JSON): kept as it is, not shared
+    digest = hashlib.sha256(text.encode()).digest()
+    found = _specs.get(digest)
+    if found is None:
+        found = _specs[digest] = _SharedSpec({key: _compacted(value) for key, value in spec.items()})
+    return found
+
+
+SHORT = 64
+"""Strings up to this long in a kept spec are shared (field names, units, ports' names, paths)."""
+
+
+def _compacted(value: Any) -> Any:
+    """A copy of decoded JSON whose names and short strings are the shared copies.
+
+    Each decoded body brings its own copy of every field name ("containerPort", "requests",
+    "initialDelaySeconds"...): kept as they come, they would be most of what a spec costs.
+    """
+    if isinstance(value, str):
+        return shared(value) if len(value) <= SHORT else value
+    if isinstance(value, dict):
+        return {shared(key): _compacted(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_compacted(item) for item in value]
+    return value

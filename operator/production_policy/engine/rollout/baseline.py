@@ -19,11 +19,13 @@ Rules that keep rollouts to real changes of data the pods use:
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
+from production_policy.engine.interning import shared
 from production_policy.engine.references import SourceRef
 
 SCHEME = 1
@@ -46,12 +48,53 @@ Digests = Mapping[str, str] | str | None
 """Per-key digests; one digest for a source with too many keys; None for an absent optional source."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SourceData:
     """A ConfigMap or Secret as the controller holds it: digests per key, never values."""
 
     digests: Mapping[str, str]
+    """In their stored form (:func:`short`); the controller's own are :class:`PackedDigests`."""
     ignored: bool = False
+
+
+class PackedDigests(Mapping[str, str]):
+    """Per-key digests in their stored form, packed: what the controller holds of every source.
+
+    The keys are kept sorted in a tuple shared by every source with the same keys, the digests as
+    the bytes their hex stands for, one after the other in key order; reading one gives the hex
+    back. A dict of hex strings would hold a dict, a key name and a 16-character string per key
+    of every ConfigMap and Secret in the cluster.
+    """
+
+    __slots__ = ("_keys", "_packed")
+
+    def __init__(self, digests: Mapping[str, str]) -> None:
+        keys = shared(tuple(sorted(digests)))
+        self._keys: tuple[str, ...] = keys
+        self._packed = b"".join(bytes.fromhex(short(digests[key])) for key in keys)
+
+    def __getitem__(self, key: str) -> str:
+        index = bisect.bisect_left(self._keys, key)
+        if index == len(self._keys) or self._keys[index] != key:
+            raise KeyError(key)
+        width = DIGEST_LENGTH // 2
+        return self._packed[index * width : (index + 1) * width].hex()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, PackedDigests):
+            return self._keys == other._keys and self._packed == other._packed
+        return super().__eq__(other)
+
+    __hash__ = None  # type: ignore[assignment]  # equal to dicts, which are not hashable
+
+    def __repr__(self) -> str:
+        return f"PackedDigests({dict(self)!r})"
 
 
 @dataclass(frozen=True)
@@ -127,9 +170,9 @@ def short(digest: str) -> str:
     return digest[:DIGEST_LENGTH]
 
 
-def compact(digests: Mapping[str, str]) -> dict[str, str]:
+def compact(digests: Mapping[str, str]) -> PackedDigests:
     """Per-key digests in their stored form: only these are held in memory and written out."""
-    return {key: short(value) for key, value in digests.items()}
+    return PackedDigests(digests)
 
 
 def combined(digests: Mapping[str, str]) -> str:

@@ -8,11 +8,13 @@ rolled and whether a rollout is still running. Nothing else of the body is kept.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any
 
 from production_policy.engine import kinds
+from production_policy.engine.interning import shared
 from production_policy.engine.names import (
     BASELINE_ANNOTATION,
     ROLLED_AT_ANNOTATION,
@@ -26,9 +28,12 @@ WORKLOAD_KINDS = tuple(kind.kind for kind in kinds.ROLLABLE)
 """The kinds the controller rolls (Deployment, StatefulSet, DaemonSet)."""
 
 
-@dataclass(frozen=True)
+NO_LABELS: Mapping[str, str] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
 class WorkloadFacts:
-    """The part of a workload the controller keeps and decides on."""
+    """The part of a workload the controller keeps and decides on (one per workload: compact)."""
 
     kind: str
     namespace: str
@@ -52,11 +57,12 @@ class WorkloadFacts:
     """The workload's controller has caught up with its spec and every pod runs the current template
     (or a Deployment's rollout gave up on its progress deadline)."""
     observed_generation: int
+    key: tuple[str, str, str] = field(init=False, repr=False, compare=False)
+    """(kind, namespace, name): how the controller names a workload. One tuple, made once, so that
+    every map keyed by it (the store, its index, the fleet) holds the same one."""
 
-    @property
-    def key(self) -> tuple[str, str, str]:
-        """(kind, namespace, name): how the controller names a workload."""
-        return (self.kind, self.namespace, self.name)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", (self.kind, self.namespace, self.name))
 
     def describe(self) -> str:
         return f"{self.kind} {self.namespace}/{self.name}"
@@ -85,17 +91,19 @@ def workload_facts(obj: Mapping[str, Any]) -> WorkloadFacts | None:
     spec = obj.get("spec") or {}
     status = obj.get("status") or {}
     annotations = metadata.get("annotations") or {}
+    labels = template_metadata.get("labels")
     strategy = spec.get("updateStrategy") or {}
     generation = int(metadata.get("generation") or 0)
     observed = int(status.get("observedGeneration") or 0)
     return WorkloadFacts(
-        kind=kind,
-        namespace=str(metadata.get("namespace", "")),
+        kind=shared(kind),
+        namespace=shared(str(metadata.get("namespace", ""))),
         name=str(metadata.get("name", "")),
         uid=str(metadata.get("uid", "")),
         resource_version=str(metadata.get("resourceVersion", "")),
         generation=generation,
-        template_labels=dict(template_metadata.get("labels") or {}),
+        # The body's own labels, not a copy: the audit keeps the same dict (the pod's labels).
+        template_labels=labels if isinstance(labels, dict) and labels else NO_LABELS,
         references=tuple(referenced_sources(pod_spec)),
         opted_out=str(annotations.get(WORKLOAD_OPT_OUT_ANNOTATION, "")).strip().lower()
         == WORKLOAD_OPT_OUT_VALUE,

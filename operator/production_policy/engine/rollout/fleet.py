@@ -95,8 +95,11 @@ class Fleet:
         flight = self._running.get(key)
         released = flight is not None and not still_running(flight, facts, now)
         look_again = self._release(key) if released else frozenset()
-        if self._written.get(key) == facts.resource_version:
+        written = self._written.get(key)
+        if written == facts.resource_version:
             return Look(None, released, look_again)  # our last write is not in the watch stream yet
+        if written is not None:
+            del self._written[key]  # it is now: a version the watch has passed never comes back
         decision = decide(
             now,
             facts,

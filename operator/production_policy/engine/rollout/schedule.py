@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from production_policy.engine.rollout.baseline import Missing, SourceChange
 from production_policy.engine.rollout.facts import WorkloadFacts
@@ -37,6 +37,9 @@ progress deadline): a stuck workload must not block every other one."""
 
 NOTE_MAX = 1000
 """Events carry at most 1 kB of note."""
+
+NOTHING_REPORTED: frozenset[str] = frozenset()
+"""One empty set for every workload with nothing reported (each ``frozenset()`` is a new one)."""
 
 
 class Action(enum.Enum):
@@ -56,7 +59,7 @@ class Action(enum.Enum):
     """Roll now."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Pending:
     """A change of the referenced data that is not rolled out yet."""
 
@@ -66,7 +69,7 @@ class Pending:
     """When the data was last seen to change."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class WorkloadState:
     """What the controller remembers of one workload between looks at it (in memory only)."""
 
@@ -78,7 +81,7 @@ class WorkloadState:
     rollouts: tuple[float, ...] = ()
     """Our rollouts of this workload within the breaker window."""
     breaker_open: bool = False
-    reported: frozenset[str] = field(default_factory=frozenset)
+    reported: frozenset[str] = NOTHING_REPORTED
     """Reports already made for the pending change, so each is made once."""
 
 
@@ -172,7 +175,8 @@ def step(
 
     if not changes:
         wake = changed + window if breaker_open else None
-        return Step(Action.IDLE, replace(base, pending=None, reported=frozenset()), wake, tuple(reports), why)
+        idle = replace(base, pending=None, reported=NOTHING_REPORTED)
+        return Step(Action.IDLE, idle, wake, tuple(reports), why)
 
     if state.pending is None:
         pending = Pending(since=now, changed=now)
@@ -180,7 +184,7 @@ def step(
         pending = Pending(since=state.pending.since, changed=now)
     else:
         pending = state.pending
-    reported = state.reported if state.pending is not None and state.data == data else frozenset()
+    reported = state.reported if state.pending is not None and state.data == data else NOTHING_REPORTED
     base = replace(base, pending=pending, reported=reported)
     what = describe_changes(changes)
 
@@ -219,7 +223,7 @@ def step(
         marked = replace(base, reported=base.reported | {"queued"})
         return Step(Action.QUEUED, marked, None, tuple(reports), f"queued behind the concurrency cap: {what}")
 
-    rolled = replace(base, pending=None, rollouts=(*rollouts, now), reported=frozenset())
+    rolled = replace(base, pending=None, rollouts=(*rollouts, now), reported=NOTHING_REPORTED)
     report = Report("ConfigRollout", _cut(f"rolling restart: {what} changed"))
     return Step(Action.ROLL, rolled, None, (*reports, report), f"rolled: {what}")
 
@@ -228,7 +232,7 @@ def _cut(note: str) -> str:
     return note if len(note) <= NOTE_MAX else note[: NOTE_MAX - 3] + "..."
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class InFlight:
     """A rollout the controller started and the workload has not finished."""
 
