@@ -792,6 +792,10 @@ def test_a_flapping_source_opens_the_breaker_and_it_closes_when_still(
     assert revisions(cluster, ns, "Deployment", "web") == 3
     # Still for a whole window: the latest data is rolled once, and the breaker says it closed.
     wait_rolled(cluster, ns, "web", revisions_=4)
+    # The Events of a rollout are posted after its write: the revision can be seen before them.
+    wait_for(
+        lambda: len(events(cluster, ns, "web", "ConfigRollout")) >= 3, 30, what="the third ConfigRollout"
+    )
     assert len(events(cluster, ns, "web", "ConfigRolloutBreakerClosed")) == 1
     assert len(events(cluster, ns, "web", "ConfigRollout")) == 3
     # The same story in the metrics: three rollouts, one trip, the workload and its source indexed.
