@@ -99,7 +99,9 @@ async def _measure(
         if workloads:
             # The first controller to see a workload writes its baseline, one workload at a time.
             timeout = scale.settle_timeout + objects.BASELINE_SECONDS_EACH * workloads
-            baselines = await objects.wait_baselined(api, NAMESPACE, workloads, timeout=timeout)
+            baselines = await objects.wait_baselined(
+                api, NAMESPACE, workloads, timeout=timeout, alive=controller.check_alive
+            )
         idle_after = await settled(controller, scale.settle_timeout, scale.quiet_seconds)
         memory = common.memory_kib(controller.pid)
     row = {

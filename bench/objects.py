@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 from bench import common
@@ -145,15 +146,41 @@ async def count_baselined(api: KubeHttp, namespace: str) -> tuple[int, int]:
     return sum(1 for d in items if BASELINE in (d["metadata"].get("annotations") or {})), len(items)
 
 
-async def wait_baselined(api: KubeHttp, namespace: str, expected: int, timeout: float) -> float:
-    """Wait until the controller has given every Deployment its baseline; returns the seconds waited."""
+async def wait_baselined(
+    api: KubeHttp,
+    namespace: str,
+    expected: int,
+    timeout: float,
+    alive: Callable[[], object] | None = None,
+    stalled_after: float = 600.0,
+) -> float:
+    """Wait until the controller has given every Deployment its baseline; returns the seconds waited.
+
+    ``alive`` (the controller's ``check_alive``) is called at every look, so a controller that died
+    fails the wait at once instead of at ``timeout``; no progress for ``stalled_after`` seconds fails
+    it too. Progress is logged every minute: a long wait is never silent.
+    """
     began = time.monotonic()
     deadline = began + timeout
     done, total = 0, 0
+    progressed, logged = began, began
     while time.monotonic() < deadline:
-        done, total = await count_baselined(api, namespace)
+        if alive is not None:
+            alive()
+        now_done, total = await count_baselined(api, namespace)
+        now = time.monotonic()
+        if now_done > done:
+            done, progressed = now_done, now
         if total >= expected and done >= expected:
-            return time.monotonic() - began
+            return now - began
+        if now - progressed > stalled_after:
+            raise TimeoutError(
+                f"{namespace}: {done} of {expected} Deployments have a baseline, none more for "
+                f"{stalled_after:.0f}s ({now - began:.0f}s in all)"
+            )
+        if now - logged >= 60:
+            log(f"{namespace}: {done} of {expected} Deployments have a baseline after {now - began:.0f}s")
+            logged = now
         await _sleep(min(10.0, 0.5 + expected / 1000))
     raise TimeoutError(
         f"{namespace}: only {done} of {expected} Deployments have a baseline after {timeout:.0f}s"

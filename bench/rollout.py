@@ -62,6 +62,8 @@ class TemplateWatch:
         self.resource_version = resource_version
         self.templates = dict(templates)
         self.changed: dict[str, list[float]] = {}
+        self.paused: set[str] = set()
+        """Deployments seen with ``spec.paused`` at least once."""
         self._task: asyncio.Task[None] | None = None
         self.events = 0
 
@@ -76,11 +78,20 @@ class TemplateWatch:
             await self._task
 
     async def _run(self) -> None:
+        # The API server ends a watch after its timeout (or when it restarts its watch cache): watch
+        # again from the last event seen, so a long step never stops seeing rollouts unnoticed.
+        while True:
+            await self._watch()
+            log(f"watch of {self.path} ended after {self.events} events; watching again")
+
+    async def _watch(self) -> None:
         params = {"watch": "1", "resourceVersion": self.resource_version, "timeoutSeconds": "3600"}
         timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
         async with self.api.session.get(
             self.api.server + self.path, params=params, timeout=timeout
         ) as response:
+            if response.status != 200:
+                raise common.ApiError(response.status, await response.text())
             async for line in response.content:
                 arrived = time.perf_counter()
                 if not line.strip():
@@ -88,15 +99,28 @@ class TemplateWatch:
                 event = json.loads(line)
                 self.events += 1
                 obj = event.get("object", {})
+                if event.get("type") == "ERROR":
+                    raise common.ApiError(obj.get("code", 0), obj.get("message", "watch error"))
                 if event.get("type") not in ("ADDED", "MODIFIED"):
                     continue
+                self.resource_version = obj["metadata"]["resourceVersion"]
                 name = obj["metadata"]["name"]
                 template = objects.template_hash(obj)
                 if name in self.templates and template != self.templates[name]:
                     self.changed.setdefault(name, []).append(arrived)
                 self.templates[name] = template
+                if obj["spec"].get("paused"):
+                    self.paused.add(name)
+
+    def check_alive(self) -> None:
+        """Raise what stopped the watch, if it failed: a dead watch would look like missed rollouts."""
+        assert self._task is not None
+        if self._task.done():
+            self._task.result()
+            raise RuntimeError(f"the watch of {self.path} stopped")
 
     def changed_since(self, names: list[str], since: float) -> dict[str, float]:
+        self.check_alive()
         found = {}
         for name in names:
             times = [t for t in self.changed.get(name, []) if t >= since]
@@ -106,6 +130,7 @@ class TemplateWatch:
 
     def rollouts_since(self, since: float) -> dict[str, int]:
         """How many times each Deployment's template was changed since ``since``."""
+        self.check_alive()
         counts = {name: sum(1 for t in times if t >= since) for name, times in self.changed.items()}
         return {name: n for name, n in counts.items() if n}
 
@@ -159,7 +184,9 @@ async def _scenario(kubeconfig: Path, scale: Scale, log_path: Path) -> dict[str,
         )
         with controller:
             timeout = 120 + objects.BASELINE_SECONDS_EACH * scale.workloads
-            took = await objects.wait_baselined(api, NAMESPACE, scale.workloads, timeout=timeout)
+            took = await objects.wait_baselined(
+                api, NAMESPACE, scale.workloads, timeout=timeout, alive=controller.check_alive
+            )
             result["controller_first_baselines_s"] = round(took, 1)
             log(f"controller gave {scale.workloads} Deployments their baseline in {took:.1f}s")
             await asyncio.sleep(2)  # let the baseline writes' own watch events pass

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 import traceback
@@ -41,6 +42,15 @@ def wait_quiet(limit: float, threshold: float) -> None:
         log(f"WARNING: load average still {common.load_now()}; measuring anyway (recorded in the results)")
 
 
+class Terminated(Exception):
+    """The bench was sent SIGTERM or SIGHUP: raised where it was, so every control plane and
+    process it started is stopped and the scenario is recorded as failed, not lost in silence."""
+
+
+def _terminate(signum: int, _frame: object) -> None:
+    raise Terminated(f"bench.run received {signal.Signals(signum).name}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench.run", description=__doc__.split("\n\n")[1])
     parser.add_argument("--scenarios", default="all", help="comma-separated, or 'all' (default)")
@@ -58,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     failed = []
     began = time.monotonic()
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _terminate)
     for name in names:
         run, full, tiny = SCENARIOS[name]
         if not args.tiny:
@@ -74,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
                 name,
                 {"scenario": name, "error": f"{type(exc).__name__}: {exc}", "machine": common.machine()},
             )
+            if isinstance(exc, Terminated):
+                log(f"FAILED: {name} ({exc}); the scenarios after it not run")
+                return 1
         log(f"=== scenario {name} took {time.monotonic() - started:.0f}s")
     try:
         plot.plot_all(args.out, names)
