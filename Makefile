@@ -89,9 +89,11 @@ test: lint cluster-bins kind-bins  ## everything CI runs: lint, all unit tests (
 		--cov-report=term $(PYTEST_ARGS)
 
 # Scenario 5 needs a stakater/Reloader binary (built by hand; see bench/reloader.py).
+# BENCH_ARGS: more flags of bench.run, e.g. "--tiny --out /tmp/bench" (small sizes, results elsewhere).
 RELOADER_BIN ?=
-bench: cluster-bins  ## benchmarks into bench/results (SCENARIOS=admission_e2e,webhook,rollout,memory,reloader; RELOADER_BIN=path)
-	RELOADER_BIN="$(RELOADER_BIN)" $(BIN)/python -m bench.run --scenarios $(SCENARIOS)
+BENCH_ARGS ?=
+bench: cluster-bins  ## benchmarks into bench/results (SCENARIOS=admission_e2e,webhook,rollout,memory,reloader; RELOADER_BIN=path; BENCH_ARGS)
+	RELOADER_BIN="$(RELOADER_BIN)" $(BIN)/python -m bench.run --scenarios $(SCENARIOS) $(BENCH_ARGS)
 
 clean:  ## remove the virtualenv, the local cluster state and the tool caches
 	rm -rf $(VENV) .cluster .pytest_cache .pytest-kind .mypy_cache .ruff_cache

@@ -207,7 +207,7 @@ def reloader(data: dict[str, Any], path: Path) -> None:
         return
     plt = _pyplot()
     fig, (mem, react) = plt.subplots(1, 2, figsize=(14, 5), gridspec_kw={"width_ratios": [3, 2]})
-    steps = data["steps"]
+    steps = [s for s in data["steps"] if "error" not in s]  # a failed step is in the summary
     labels = []
     for step in steps:
         label = f"{step['workloads']:,} workloads"

@@ -19,10 +19,23 @@ workload, whoever wrote it. Reloader's own load-test scenarios are the checklist
 - changes made while the controller was stopped (S6);
 - API requests per change (S7), from the audit log;
 - memory (RSS) idle and busy at 2,000 and 10,000 workloads (S3), and with 2,000 more Secrets of 16 B,
-  then of 64 KiB (S8's large objects).
+  then of 64 KiB (S8's large objects);
+- workload churn (S5), in namespace ``churn``: each round changes the ConfigMap of one long-lived
+  Deployment, creates a Deployment on that ConfigMap just after (its pods start with the new data:
+  nothing to roll) and deletes the one created two rounds before. Counted: long-lived workloads
+  not rolled, rolled more than once, and rollouts of the workloads created after the change;
+- pause (S12), in namespace ``pause``: a burst of changes to one ConfigMap within a few seconds,
+  Reloader with its ``pause-period`` annotation on the Deployment (it pauses the Deployment, writes
+  the template at every change, and resumes it when an in-memory timer fires), ours with a
+  debounce of the same length (it never pauses). Counted: new ReplicaSets (what really rolls),
+  pod-template writes, whether the Deployment was paused on the way and is left paused. Also a
+  Deployment its user paused (changed while paused, then resumed by the user), and a burst cut by
+  a restart of the controller (Reloader's timer is lost with the process: its issue #1016).
 
-Not covered: S5 (workload churn), S12 (pause periods; ours debounces differently), S13 (init
-containers, projected volumes: unit-tested in the engine).
+Not covered: S13 (init containers, projected volumes: unit-tested in the engine).
+
+Small mode, to try a change end to end: ``make bench SCENARIOS=reloader RELOADER_BIN=...
+BENCH_ARGS="--tiny --out DIR"`` (TINY: 40 and 60 workloads, a few minutes with both peers).
 """
 
 from __future__ import annotations
@@ -36,6 +49,7 @@ import os
 import socket
 import tempfile
 import time
+import traceback
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -46,6 +60,11 @@ from bench.common import KubeHttp, Process, log
 from bench.rollout import NAMESPACE, TemplateWatch, change_and_wait
 
 BULK = "bulk"
+CHURN = "churn"
+PAUSE = "pause"
+PAUSE_PERIOD = "deployment.reloader.stakater.com/pause-period"
+"""Reloader's annotation: pause the Deployment for this long after a change (Deployments only)."""
+PAUSE_BURST, PAUSE_USER, PAUSE_RESTART = "pause-burst", "pause-user", "pause-restart"
 RELOADER_FLAGS = ("--auto-reload-all", "--reload-strategy=annotations", "--log-format=json")
 RELOADER_PORT = 9090
 """Reloader serves /metrics and /live on :9090, hard-coded; it exits if the port is taken."""
@@ -77,6 +96,14 @@ class Scale:
     """After changes that must roll nothing, watch this long for rollouts anyway."""
     settle_timeout: float = 300.0
     quiet_seconds: float = 4.0
+    churn_rounds: int = 20
+    """S5: rounds of churn, each a ConfigMap changed, a Deployment created on it, one deleted."""
+    churn_interval: float = 0.5
+    pause_changes: int = 10
+    """S12: changes to one ConfigMap, ``pause_interval`` apart (well within ``pause_seconds``)."""
+    pause_interval: float = 0.5
+    pause_seconds: int = 10
+    """Reloader's pause-period and our debounce: the same length."""
 
 
 FULL = Scale()
@@ -95,6 +122,9 @@ TINY = Scale(
     quiet_window=4.0,
     settle_timeout=120.0,
     quiet_seconds=1.0,
+    churn_rounds=4,
+    pause_changes=3,
+    pause_seconds=5,
 )
 
 
@@ -230,7 +260,11 @@ async def _start(peer: Peer, kubeconfig: Path, log_path: Path, api: KubeHttp, sc
     try:
         if peer.writes_baselines:
             await objects.wait_baselined(
-                api, NAMESPACE, n, timeout=scale.settle_timeout + objects.BASELINE_SECONDS_EACH * n
+                api,
+                NAMESPACE,
+                n,
+                timeout=scale.settle_timeout + objects.BASELINE_SECONDS_EACH * n,
+                alive=process.check_alive,
             )
         idle = await memory.settled(process, scale.settle_timeout, scale.quiet_seconds)
     except BaseException:
@@ -263,8 +297,12 @@ async def _wait_rolled(watch: TemplateWatch, names: list[str], since: float, tim
     return None
 
 
-def _cm(name: str) -> str:
-    return common.ns_path(NAMESPACE, "configmaps", name)
+def _cm(name: str, namespace: str = NAMESPACE) -> str:
+    return common.ns_path(namespace, "configmaps", name)
+
+
+def _deployments(namespace: str, name: str = "") -> str:
+    return common.ns_path(namespace, "deployments", name, group="apps/v1")
 
 
 # ---- the parts of a run ---------------------------------------------------------------------------
@@ -364,28 +402,48 @@ async def _no_op_change(api: KubeHttp, case: str, name: str) -> None:
 OTHER_KINDS = {"StatefulSet": "statefulsets", "DaemonSet": "daemonsets"}
 
 
-def _other_kind(kind: str) -> dict[str, Any]:
-    name = f"{kind.lower()}-0"
+def _workload(kind: str, name: str, config_map: str, annotations: dict[str, str] | None = None) -> Any:
+    """A workload (replicas 0) whose one container reads key ``level`` of ``config_map``."""
     template = objects.deployment(0, False)["spec"]["template"]
     template["metadata"]["labels"] = {"app": name}
     container = template["spec"]["containers"][0]
-    container["env"][0]["valueFrom"]["configMapKeyRef"]["name"] = f"cm-{name}"
+    container["env"][0]["valueFrom"]["configMapKeyRef"]["name"] = config_map
     template["spec"]["volumes"] = []
     container["volumeMounts"] = []
     spec: dict[str, Any] = {"selector": {"matchLabels": {"app": name}}, "template": template}
     if kind == "StatefulSet":
         spec |= {"replicas": 0, "serviceName": name}
-    return {"apiVersion": "apps/v1", "kind": kind, "metadata": {"name": name}, "spec": spec}
+    elif kind == "Deployment":
+        spec |= {"replicas": 0}
+    metadata: dict[str, Any] = {"name": name} | ({"annotations": annotations} if annotations else {})
+    return {"apiVersion": "apps/v1", "kind": kind, "metadata": metadata, "spec": spec}
+
+
+async def _make(api: KubeHttp, namespace: str, kind: str, name: str, **annotations: str) -> None:
+    """A workload and its own ConfigMap ``cm-<name>``."""
+    await api.create(common.ns_path(namespace, "configmaps"), objects.config_map(f"cm-{name}"), exist_ok=True)
+    plural = f"{kind.lower()}s"
+    body = _workload(kind, name, f"cm-{name}", annotations)
+    await api.create(common.ns_path(namespace, plural, group="apps/v1"), body, exist_ok=True)
 
 
 async def _make_other_kinds(api: KubeHttp) -> None:
-    for kind, plural in OTHER_KINDS.items():
-        body = _other_kind(kind)
-        name = body["metadata"]["name"]
-        await api.create(
-            common.ns_path(NAMESPACE, "configmaps"), objects.config_map(f"cm-{name}"), exist_ok=True
-        )
-        await api.create(common.ns_path(NAMESPACE, plural, group="apps/v1"), body, exist_ok=True)
+    for kind in OTHER_KINDS:
+        await _make(api, NAMESPACE, kind, f"{kind.lower()}-0")
+
+
+async def _make_churn_and_pause(api: KubeHttp, scale: Scale) -> None:
+    """The namespaces of S5 and S12, each with a policy of its own for ours."""
+    for namespace, debounce in ((CHURN, 0), (PAUSE, scale.pause_seconds)):
+        await common.create_namespace(api, namespace)
+        name, spec = objects.rollout_policy(f"bench-{namespace}", [namespace])
+        spec["configRollout"]["debounceSeconds"] = debounce
+        await common.create_policy(api, name, spec)
+    for i in range(scale.churn_rounds):
+        await _make(api, CHURN, "Deployment", f"stay-{i}")
+    for name in (PAUSE_BURST, PAUSE_RESTART):
+        await _make(api, PAUSE, "Deployment", name, **{PAUSE_PERIOD: f"{scale.pause_seconds}s"})
+    await _make(api, PAUSE, "Deployment", PAUSE_USER)
 
 
 async def _other_kinds(api: KubeHttp, scale: Scale) -> dict[str, Any]:
@@ -415,16 +473,29 @@ async def _restart(
     scale: Scale,
     ix: Indexes,
     n: int,
-) -> dict[str, Any]:
-    """S6: changes made while the controller is stopped; then it starts again."""
+    cut: Counter[str],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """S6: changes made while the controller is stopped; then it starts again.
+
+    Also the end of a pause cut by the stop (``cut``: the ReplicaSets before it, see :func:`_pause`):
+    what the restarted controller does with it. Returns (the restart, the cut pause).
+    """
     sent = time.perf_counter()
     for i in ix.restart:
         await api.merge_patch(_cm(f"cm-{i}"), {"data": {"level": f"offline-{time.time_ns()}"}})
     process, ready_s, _ = await _start(peer, kubeconfig, log_path, api, scale, n)
     try:
         await asyncio.sleep(scale.quiet_window)
+        # Ours debounces again from when it first sees the change after the restart.
+        resolved = await _rolled_and_resumed(
+            api, PAUSE_RESTART, cut, scale.pause_seconds + scale.quiet_window
+        )
+        if resolved is not None:
+            await asyncio.sleep(scale.quiet_window)
     finally:
         process.stop()
+    cut_pause = await _pause_outcome(api, PAUSE_RESTART, cut)
+    await api.merge_patch(_deployments(PAUSE, PAUSE_RESTART), {"spec": {"paused": False}})
     rolled = watch.rollouts_since(sent)
     expected = {f"dep-{i}" for i in ix.restart}
     return {
@@ -432,7 +503,145 @@ async def _restart(
         "rolled_after_restart": sum(1 for name in expected if rolled.get(name)),
         "other_rollouts_at_restart": sum(n for name, n in rolled.items() if name not in expected),
         "ready_s": ready_s,
+    }, cut_pause
+
+
+def _errors_logged(process: Process, mark: int) -> int:
+    """Lines the process logged at level error (or worse) after byte ``mark`` of its JSON log."""
+    count = 0
+    with process.log_path.open("rb") as f:
+        f.seek(mark)
+        for line in f:
+            with contextlib.suppress(ValueError, AttributeError):
+                count += json.loads(line).get("level", "").lower() in ("error", "fatal", "panic")
+    return count
+
+
+async def _churn(api: KubeHttp, peer: Peer, process: Process, scale: Scale) -> dict[str, Any]:
+    """S5, in the shape of tests/e2e/test_rollout.py's churn test: long-lived ``stay-N`` roll once
+    each; ``new-<peer>-N``, made on ``cm-stay-N`` just after its change, must not roll."""
+    stay = [f"stay-{i}" for i in range(scale.churn_rounds)]
+    if peer.writes_baselines:
+        await objects.wait_baselined(api, CHURN, len(stay), scale.settle_timeout)
+    items, version = await objects.list_deployments(api, CHURN)
+    newcomers: list[str] = []
+    mark = process.log_path.stat().st_size
+    async with TemplateWatch(api, CHURN, version, objects.template_hashes(items)) as watch:
+        began = time.perf_counter()
+        for r, name in enumerate(stay):
+            await api.merge_patch(_cm(f"cm-{name}", CHURN), {"data": {"level": f"churn-{time.time_ns()}"}})
+            newcomers.append(f"new-{peer.name}-{r}")
+            await api.create(_deployments(CHURN), _workload("Deployment", newcomers[-1], f"cm-{name}"))
+            if r >= 2:
+                await api.delete(_deployments(CHURN, newcomers[r - 2]))
+            await asyncio.sleep(scale.churn_interval)
+        took = await _wait_rolled(watch, stay, began, scale.timeout)
+        await asyncio.sleep(scale.quiet_window)
+        rolled = watch.rollouts_since(began)
+    for name in newcomers[-2:]:
+        await api.delete(_deployments(CHURN, name))
+    return {
+        "rounds": len(stay),
+        "long_lived_all_rolled_ms": None if took is None else round(took * 1000, 1),
+        "long_lived_missed": sum(1 for name in stay if not rolled.get(name)),
+        "long_lived_extra_rollouts": sum(rolled[name] - 1 for name in stay if rolled.get(name, 0) > 1),
+        "newcomers": len(newcomers),
+        "newcomers_rolled": sum(1 for name in newcomers if rolled.get(name)),
+        "newcomer_rollouts": sum(rolled.get(name, 0) for name in newcomers),
+        "errors_logged": _errors_logged(process, mark),
     }
+
+
+async def _replica_sets(api: KubeHttp) -> Counter[str]:
+    """ReplicaSets of namespace ``pause`` by owning Deployment: one more is one real rollout."""
+    items = await api.list_all(common.ns_path(PAUSE, "replicasets", group="apps/v1"))
+    return Counter(
+        ref["name"]
+        for rs in items
+        for ref in rs["metadata"].get("ownerReferences") or []
+        if ref["kind"] == "Deployment"
+    )
+
+
+async def _rolled_and_resumed(api: KubeHttp, name: str, before: Counter[str], timeout: float) -> float | None:
+    """Seconds until ``name`` has a new ReplicaSet and is not paused; None if not within ``timeout``."""
+    began = time.perf_counter()
+    while time.perf_counter() - began < timeout:
+        paused = (await api.get(_deployments(PAUSE, name)))["spec"].get("paused")
+        if not paused and (await _replica_sets(api))[name] > before[name]:
+            return time.perf_counter() - began
+        await asyncio.sleep(0.25)
+    return None
+
+
+async def _pause_outcome(api: KubeHttp, name: str, before: Counter[str]) -> dict[str, Any]:
+    deployment = await api.get(_deployments(PAUSE, name))
+    return {
+        "replica_sets_created": (await _replica_sets(api))[name] - before[name],
+        "left_paused": bool(deployment["spec"].get("paused")),
+    }
+
+
+async def _events(api: KubeHttp, name: str) -> dict[str, str]:
+    """The Events about Deployment ``name`` of namespace ``pause``: uid -> reason."""
+    params = {"fieldSelector": f"involvedObject.name={name}"}
+    items = (await api.get(common.ns_path(PAUSE, "events"), params))["items"]
+    return {e["metadata"]["uid"]: e.get("reason", "") for e in items}
+
+
+async def _change_pause_cm(api: KubeHttp, name: str, value: str) -> None:
+    await api.merge_patch(_cm(f"cm-{name}", PAUSE), {"data": {"level": f"{value}-{time.time_ns()}"}})
+
+
+async def _pause(api: KubeHttp, peer: Peer, scale: Scale) -> tuple[dict[str, Any], Counter[str]]:
+    """S12: a burst of changes to one ConfigMap; a Deployment its user paused; and a burst that the
+    caller cuts by stopping the controller (returned: the ReplicaSets before it, for :func:`_restart`)."""
+    if peer.writes_baselines:
+        await objects.wait_baselined(api, PAUSE, 3, scale.settle_timeout)
+    items, version = await objects.list_deployments(api, PAUSE)
+    async with TemplateWatch(api, PAUSE, version, objects.template_hashes(items)) as watch:
+        before = await _replica_sets(api)
+        began = time.perf_counter()
+        for k in range(scale.pause_changes):
+            if k:
+                await asyncio.sleep(scale.pause_interval)
+            await _change_pause_cm(api, PAUSE_BURST, f"burst-{k}")
+        last = time.perf_counter()
+        rolled = await _rolled_and_resumed(api, PAUSE_BURST, before, scale.pause_seconds + scale.timeout)
+        await asyncio.sleep(scale.quiet_window)
+        burst = {
+            "changes": scale.pause_changes,
+            "within_s": round(last - began, 1),
+            "pause_seconds": scale.pause_seconds,
+            **await _pause_outcome(api, PAUSE_BURST, before),
+            "template_writes": watch.rollouts_since(began).get(PAUSE_BURST, 0),
+            "paused_on_the_way": PAUSE_BURST in watch.paused,
+            "rolled_after_last_change_s": None if rolled is None else round(rolled, 1),
+        }
+        # A Deployment its user paused: the change waits for the user's resume.
+        before, events = await _replica_sets(api), await _events(api, PAUSE_USER)
+        await api.merge_patch(_deployments(PAUSE, PAUSE_USER), {"spec": {"paused": True}})
+        await asyncio.sleep(1)
+        began = time.perf_counter()
+        await _change_pause_cm(api, PAUSE_USER, "user")
+        await asyncio.sleep(scale.pause_seconds + scale.quiet_window)  # past our debounce: reported
+        writes = watch.rollouts_since(began).get(PAUSE_USER, 0)
+        still_paused = bool((await api.get(_deployments(PAUSE, PAUSE_USER)))["spec"].get("paused"))
+        await api.merge_patch(_deployments(PAUSE, PAUSE_USER), {"spec": {"paused": False}})
+        rolled = await _rolled_and_resumed(api, PAUSE_USER, before, scale.timeout)
+        await asyncio.sleep(scale.quiet_window)
+        user = {
+            "template_writes_while_paused": writes,
+            "still_paused_until_resumed": still_paused,
+            "replica_sets_created_after_resume": (await _replica_sets(api))[PAUSE_USER] - before[PAUSE_USER],
+            "rolled_after_resume_s": None if rolled is None else round(rolled, 1),
+            "events": sorted(v for k, v in (await _events(api, PAUSE_USER)).items() if k not in events),
+        }
+        # The start of a burst the caller cuts short: Reloader has paused the Deployment by now.
+        cut = await _replica_sets(api)
+        await _change_pause_cm(api, PAUSE_RESTART, "cut")
+        await asyncio.sleep(2)
+    return {"burst": burst, "user_paused": user}, cut
 
 
 LEASE = (
@@ -515,14 +724,17 @@ async def _peer_full(
                 row |= await _reaction(api, watch, audit, scale, ix, scale.fanout_rounds)
                 row |= await _correctness(api, watch, scale, ix)
             row["rss_busy_mib"] = sampler.max_mib
+            # Outside the busy sample and in namespaces of their own: the rows above keep their meaning.
+            row["churn"] = await _churn(api, peer, process, scale)
+            row["pause"], cut = await _pause(api, peer, scale)
             process.check_alive()
         finally:
             process.stop()
         expected = {f"dep-{i}": 1 for i in ix.singles + ix.burst + ix.secrets}
         expected |= {f"dep-{i}": scale.fanout_rounds for i in range(scale.fanout)}
         row["exactly_once"] = _exactly_once(watch, began, expected)
-        row["restart"] = await _restart(
-            peer, kubeconfig, tmp / f"{peer.name}-restart.log", api, watch, scale, ix, n
+        row["restart"], row["pause"]["cut_by_a_restart"] = await _restart(
+            peer, kubeconfig, tmp / f"{peer.name}-restart.log", api, watch, scale, ix, n, cut
         )
         if peer.name == "ours":
             row["handover"] = await _handover(peer, kubeconfig, tmp, api, watch, scale, ix, n)
@@ -582,22 +794,33 @@ async def _scenario(
         name, spec = objects.rollout_policy("bench-rollout", [NAMESPACE])
         await common.create_policy(api, name, spec)
         await _make_other_kinds(api)
+        await _make_churn_and_pause(api, scale)
         made = 0
         for index, n in enumerate(scale.steps):
-            populate_s = await objects.populate(api, NAMESPACE, made, n, scale.fanout)
-            made = n
-            step: dict[str, Any] = {"workloads": n, "populate_s": round(populate_s, 1), "peers": {}}
-            for peer in peers:
-                log(f"--- {peer.name} alone, {n} workloads")
+            try:
+                populate_s = await objects.populate(api, NAMESPACE, made, n, scale.fanout)
+                made = n
+                step: dict[str, Any] = {"workloads": n, "populate_s": round(populate_s, 1), "peers": {}}
+                for peer in peers:
+                    log(f"--- {peer.name} alone, {n} workloads")
+                    if index == 0:
+                        step["peers"][peer.name] = await _peer_full(
+                            peer, kubeconfig, tmp, api, audit, scale, n
+                        )
+                    else:
+                        step["peers"][peer.name] = await _peer_memory(
+                            peer, kubeconfig, tmp / f"{peer.name}-{n}.log", api, scale, n, singles=5
+                        )
+                steps.append(step)
                 if index == 0:
-                    step["peers"][peer.name] = await _peer_full(peer, kubeconfig, tmp, api, audit, scale, n)
-                else:
-                    step["peers"][peer.name] = await _peer_memory(
-                        peer, kubeconfig, tmp / f"{peer.name}-{n}.log", api, scale, n, singles=5
-                    )
-            steps.append(step)
-            if index == 0:
-                steps += await _large_objects(api, kubeconfig, peers, scale, tmp, n)
+                    steps += await _large_objects(api, kubeconfig, peers, scale, tmp, n)
+            except Exception as exc:
+                if not steps:
+                    raise  # nothing measured to keep
+                # Keep what the earlier steps measured, and say plainly which step failed and why.
+                log(f"FAILED: the step at {n} workloads: {traceback.format_exc()}")
+                steps.append({"workloads": n, "error": f"{type(exc).__name__}: {exc}"[:2000]})
+                break
         meta = await _reloader_meta(api) if len(peers) > 1 else None
     return {"steps": steps, "reloader_build_info": meta}
 
@@ -638,10 +861,16 @@ async def _reloader_meta(api: KubeHttp) -> dict[str, Any] | None:
 # ---- the results --------------------------------------------------------------------------------
 
 
-def _row(what: str, reloader: Any, ours: Any, lower_is_better: bool = True) -> dict[str, Any]:
+def _row(
+    what: str, reloader: Any, ours: Any, lower_is_better: bool = True, right: int | None = None
+) -> dict[str, Any]:
+    """One side-by-side row; with ``right`` (the correct count), no worse means no farther from it."""
     better = None
     if isinstance(reloader, int | float) and isinstance(ours, int | float):
-        better = ours <= reloader if lower_is_better else ours >= reloader
+        if right is not None:
+            better = abs(ours - right) <= abs(reloader - right)
+        else:
+            better = ours <= reloader if lower_is_better else ours >= reloader
     ratio = common.ratio(ours, reloader) if isinstance(reloader, int | float) and reloader else None
     return {
         "what": what,
@@ -738,14 +967,82 @@ def comparison(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 lower_is_better=False,
             )
         )
+    rows += _churn_rows(o["churn"], r["churn"]) + _pause_rows(o["pause"], r["pause"])
     for step in steps:
         label = f"{step['workloads']:,} workloads"
         if "extra_secrets" in step:
             label += f" + {step['extra_secrets']:,} Secrets of {_bytes(step['extra_secret_bytes'])}"
+        if "error" in step:
+            rows.append(
+                _row(f"{label}: the step failed: {step['error'][:300]}", None, None) | {"failed": True}
+            )
+            continue
         so, sr = step["peers"]["ours"], step["peers"]["reloader"]
         rows.append(_row(f"RSS idle MiB, {label}", sr["rss_idle_mib"], so["rss_idle_mib"]))
         rows.append(_row(f"RSS busy MiB, {label}", sr["rss_busy_mib"], so["rss_busy_mib"]))
     return rows
+
+
+def _churn_rows(o: dict[str, Any], r: dict[str, Any]) -> list[dict[str, Any]]:
+    what = (
+        f"workload churn, {o['rounds']} rounds (a ConfigMap changed, a Deployment created on it at once, "
+        "one deleted)"
+    )
+    return [
+        _row(f"{what}: long-lived workloads not rolled", r["long_lived_missed"], o["long_lived_missed"]),
+        _row(
+            f"{what}: extra rollouts of long-lived workloads",
+            r["long_lived_extra_rollouts"],
+            o["long_lived_extra_rollouts"],
+        ),
+        _row(
+            f"{what}: rollouts of the {o['newcomers']} workloads created after their ConfigMap changed",
+            r["newcomer_rollouts"],
+            o["newcomer_rollouts"],
+        ),
+        _row(f"{what}: lines logged at level error", r["errors_logged"], o["errors_logged"]),
+    ]
+
+
+def _pause_rows(o: dict[str, Any], r: dict[str, Any]) -> list[dict[str, Any]]:
+    ob, rb = o["burst"], r["burst"]
+    what = (
+        f"{ob['changes']} changes to one ConfigMap within {ob['within_s']:.0f} s (Reloader pause-period "
+        f"{ob['pause_seconds']} s, ours debounce {ob['pause_seconds']} s)"
+    )
+    ou, ru = o["user_paused"], r["user_paused"]
+    oc, rc = o["cut_by_a_restart"], r["cut_by_a_restart"]
+    cut = "a change, the controller stopped within the pause/debounce and started again"
+    return [
+        _row(
+            f"{what}: rollouts (new ReplicaSets; one is right)",
+            rb["replica_sets_created"],
+            ob["replica_sets_created"],
+            right=1,
+        ),
+        _row(f"{what}: pod-template writes", rb["template_writes"], ob["template_writes"]),
+        _row(f"{what}: Deployment paused on the way", rb["paused_on_the_way"], ob["paused_on_the_way"]),
+        _row(f"{what}: Deployment left paused", rb["left_paused"], ob["left_paused"]),
+        _row(
+            "paused by its user, its ConfigMap changed: still paused until the user resumed it",
+            ru["still_paused_until_resumed"],
+            ou["still_paused_until_resumed"],
+            lower_is_better=False,
+        ),
+        _row(
+            "paused by its user: rollouts (new ReplicaSets) once resumed (one is right)",
+            ru["replica_sets_created_after_resume"],
+            ou["replica_sets_created_after_resume"],
+            right=1,
+        ),
+        _row(f"{cut}: Deployment left paused", rc["left_paused"], oc["left_paused"]),
+        _row(
+            f"{cut}: rollouts (new ReplicaSets; one is right)",
+            rc["replica_sets_created"],
+            oc["replica_sets_created"],
+            right=1,
+        ),
+    ]
 
 
 def _worst(values: list[Any]) -> Any:
@@ -812,6 +1109,13 @@ def run(out: Path, scale: Scale = FULL) -> dict[str, Any]:
             "starts after Reloader's turn it also rolls what changed during that turn (not counted)",
             "api_requests": "from the API server's audit log: every request whose User-Agent is neither "
             "the bench's nor a control-plane component's, during the one-workload changes",
+            "churn": f"namespace {CHURN}: {scale.churn_rounds} long-lived Deployments stay-N on cm-stay-N; "
+            f"each round ({scale.churn_interval} s apart) changes cm-stay-N, creates new-<peer>-N on it "
+            "at once and deletes new-<peer>-(N-2); counted from a watch of the pod templates",
+            "pause": f"namespace {PAUSE}: {scale.pause_changes} changes {scale.pause_interval} s apart "
+            f"to one ConfigMap; Reloader: annotation {PAUSE_PERIOD}={scale.pause_seconds}s on the "
+            f"Deployment; ours: policy bench-{PAUSE} with debounceSeconds {scale.pause_seconds}; a rollout "
+            "is a new ReplicaSet (kube-controller-manager makes none while a Deployment is paused)",
             "scale": scale.__dict__,
         },
         "steps": result["steps"],

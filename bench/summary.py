@@ -371,7 +371,7 @@ def rows_reloader(d: dict[str, Any], memory: dict[str, Any] | None) -> list[list
                 _cell(ours),
                 f"{peer}: {_cell(theirs)}",
                 _x(row["ratio_ours_to_reloader"]),
-                _met(ok),
+                "**failed**" if row.get("failed") else _met(ok),
                 limit,
             ]
         )

@@ -7,6 +7,7 @@ results is checked: no timing is ever asserted (this machine is shared and timin
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -86,6 +87,24 @@ def test_reloader_without_a_binary_says_so_and_exits_cleanly(
     data = json.loads((results / "reloader.json").read_text())
     assert data["built"] is False
     assert data["outcome"].startswith("not run: no Reloader binary given")
+
+
+def test_reloader_side_by_side_when_a_binary_is_given(results: Path) -> None:
+    """Both peers at the tiny sizes; Reloader is built by hand (bench/reloader.py): only with RELOADER_BIN."""
+    if not os.environ.get("RELOADER_BIN"):
+        pytest.skip("no Reloader binary given (RELOADER_BIN=/path/to/reloader): it is built by hand")
+    scale = reloader.TINY
+    data = reloader.run(results, scale)
+    assert data["built"] is True
+    steps = data["steps"]
+    assert [s["workloads"] for s in steps] == [scale.steps[0]] * 3 + list(scale.steps[1:])
+    assert all("error" not in s for s in steps), steps
+    for peer in ("ours", "reloader"):
+        row = steps[0]["peers"][peer]
+        assert row["churn"]["rounds"] == row["churn"]["newcomers"] == scale.churn_rounds
+        assert row["pause"]["burst"]["changes"] == scale.pause_changes
+        assert set(row["pause"]) == {"burst", "user_paused", "cut_by_a_restart"}
+    assert all(r["ours_no_worse"] is not None or r["reloader"] is None for r in data["rows"]), data["rows"]
 
 
 def test_plots_and_summary(results: Path) -> None:
