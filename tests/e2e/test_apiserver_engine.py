@@ -18,6 +18,7 @@ from kubernetes import client, config, watch
 
 from production_policy.engine.apiserver import ENFORCE_NAME, POLICY_NAMES
 from production_policy.engine.apiserver.report import CONDITION
+from production_policy.engine.names import FIELD_MANAGER
 from tests.support.apiserver import call, delete_compiled, dry_run_create, object_path
 from tests.support.cluster import (
     EXCLUDED_NAMESPACE,
@@ -201,6 +202,68 @@ def test_the_api_server_enforces_with_our_process_stopped(
         assert INJECTED not in answer.body["metadata"].get("annotations", {})
 
 
+def test_fields_another_manager_owns_do_not_leave_the_compiled_objects_stale(
+    cluster: Cluster, engine_operator: DevOperator, make_policy: Any, namespace: str
+) -> None:
+    make_policy("engine-a", _enforce_spec(namespace))
+    make_policy(
+        "engine-b",
+        {"match": {"namespaces": [namespace]}, "resources": {"max": {"cpu": "1"}}},
+    )
+    for name in ("engine-a", "engine-b"):
+        _wait_condition(cluster, name, "True", "Enforced")
+    path = f"/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicies/{ENFORCE_NAME}"
+    variables = {v["name"]: v for v in call(cluster.api, "GET", path).body["spec"]["variables"]}
+    # Another manager (a tool that applied part of the object) owns one variable of engine-b's: the
+    # one that reads its findings (v1 reads f1).
+    assert "variables.f1" in variables["v1"]["expression"]
+    partial = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": ENFORCE_NAME},
+        "spec": {"variables": [variables["v1"]]},
+    }
+    answer = call(cluster.api, "PATCH", path, partial, fieldManager="someone-else", force="true")
+    assert answer.status == 200, answer.message
+    cpu = _pod(resources={"limits": {"cpu": "2"}})
+    # (The API server loads admission policies about once a second: Enforced may come before.)
+    wait_for(
+        lambda: dry_run_create(cluster.api, namespace, cpu).status == 403,
+        30,
+        interval=0.2,
+        what="engine-b enforced",
+    )
+
+    # engine-b goes to Audit: its variables leave the compiled VAP. Applied alone, ours would leave
+    # v1 (still owned by someone-else) reading an f1 that is gone, and the API server would refuse
+    # the VAP, keeping the old one in force.
+    client.CustomObjectsApi(cluster.api).patch_cluster_custom_object(
+        "productionpolicy.dev",
+        "v1alpha1",
+        "productionpolicies",
+        "engine-b",
+        {"spec": {"enforcement": "Audit"}},
+    )
+    wait_for(
+        lambda: dry_run_create(cluster.api, namespace, cpu).status == 201,
+        60,
+        interval=0.2,
+        what="engine-b no longer enforced",
+    )
+    _wait_condition(cluster, "engine-a", "True", "Enforced")
+    live = call(cluster.api, "GET", path).body
+    names = {v["name"] for v in live["spec"]["variables"]}
+    assert "f0" in names and not names & {"m1", "f1", "v1"}, names
+    owners = {
+        e["manager"]
+        for e in live["metadata"]["managedFields"]
+        if "f:spec" in e.get("fieldsV1", {}) and not e.get("subresource")
+    }
+    assert owners == {FIELD_MANAGER}, owners
+    big = dry_run_create(cluster.api, namespace, _pod(resources={"limits": {"memory": "16Gi"}}))
+    assert big.status == 403 and "engine-a" in big.message  # engine-a still enforced
+
+
 class _Writes:
     """When each generation of the Enforce ValidatingAdmissionPolicy is first seen written (a watch
     in a thread): where a policy edit's time splits between the controller and the API server."""
@@ -229,9 +292,41 @@ class _Writes:
         self._watch.stop()
 
 
+def _other_spec(i: int) -> dict[str, Any]:
+    """One of the policies around the edited one: rules of every kind (Enforce and Warn, so both VAPs
+    hold them), for pods elsewhere."""
+    spec: dict[str, Any] = {
+        "enforcement": "Warn" if i % 3 == 0 else "Enforce",
+        "priority": i,
+        "match": {"namespaces": [f"elsewhere-{i}"], "podSelector": {"matchLabels": {"tier": f"t{i}"}}},
+        "probes": {"readiness": {"required": True}, "liveness": {"required": i % 2 == 0}},
+        "resources": {
+            "require": {"requests": ["cpu", "memory"], "limits": ["memory"]},
+            "min": {"cpu": "10m", "memory": "16Mi"},
+            "max": {"cpu": "4", "memory": "8Gi"},
+        },
+    }
+    if i % 2:
+        spec["resources"]["defaultRequest"] = {"cpu": "100m", "memory": "128Mi"}
+        spec["resources"]["default"] = {"memory": "256Mi"}
+        spec["probes"]["readiness"]["default"] = {"tcpSocket": {"port": "auto"}}
+    if i % 4 == 1:
+        spec["resources"]["minQoSClass"] = "Burstable"
+        spec["resources"]["maxLimitRequestRatio"] = {"memory": "4"}
+    return spec
+
+
+@pytest.mark.parametrize("others", [0, 9], ids=["1 policy", "10 policies"])
 def test_a_policy_edit_is_enforced_by_the_api_server(
-    cluster: Cluster, engine_operator: DevOperator, make_policy: Any, namespace: str, record_property: Any
+    cluster: Cluster,
+    engine_operator: DevOperator,
+    make_policy: Any,
+    namespace: str,
+    record_property: Any,
+    others: int,
 ) -> None:
+    for i in range(others):
+        make_policy(f"engine-other-{i}", _other_spec(i))
     make_policy("engine-edit", _enforce_spec(namespace, max_memory="4Gi"))
     _wait_condition(cluster, "engine-edit", "True", "Enforced")
     two = _deployment("two", "2Gi")
@@ -267,8 +362,9 @@ def test_a_policy_edit_is_enforced_by_the_api_server(
     record_property("policy_edit_to_vap_written_seconds", ours)
     record_property("vap_written_to_enforced_seconds", theirs)
     log.warning(
-        "policy edit -> enforced by the API server: %s s (load average %s); of which the controller "
-        "until the changed VAP was written: %s s; the API server from then: %s s",
+        "policy edit among %d policies -> enforced by the API server: %s s (load average %s); of which "
+        "the controller until the changed VAP was written: %s s; the API server from then: %s s",
+        others + 1,
         _seconds(totals),
         " ".join(f"{x:.1f}" for x in os.getloadavg()),
         _seconds(ours),

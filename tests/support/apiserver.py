@@ -93,6 +93,12 @@ def with_markers(objects: list[dict[str, Any]], generation: str) -> list[dict[st
                     },
                 }
             )
+            # The sentinel pod always gets the tell-tale, even where the MAP's own match condition
+            # (nothing to default: with no policy, say) skips every pod.
+            for condition in obj["spec"].get("matchConditions", []):
+                condition["expression"] = (
+                    f'object.metadata.?name.orValue("") == "sentinel" || ({condition["expression"]})'
+                )
         if obj["kind"] == "ValidatingAdmissionPolicy" and name == WARN_NAME:
             obj["spec"]["validations"].append({"expression": "false", "message": MARKER_WARNING + generation})
         if obj["kind"] == "ValidatingAdmissionPolicy" and name == ENFORCE_NAME:

@@ -92,6 +92,15 @@ def test_the_map_runs_on_pod_create_fails_open_and_is_reinvoked() -> None:
     assert [m["patchType"] for m in spec["mutations"]] == [
         "JSONPatch"
     ]  # one mutation: requests and limits together
+    # Its second run (IfNeeded) stops at the match condition once nothing a policy defaults is missing.
+    condition = spec["matchConditions"][0]["expression"]
+    assert (
+        "!has(c.readinessProbe)" in condition
+        and '!("cpu" in c.?resources.?requests.orValue({}))' in condition
+    )
+    assert "livenessProbe" not in condition and "limits" not in condition  # no policy defaults them
+    nothing = compile_policies([policy("plain", resources={"max": {"cpu": "1"}})], SETTINGS).objects[0]
+    assert nothing["spec"]["matchConditions"][0]["expression"] == "false"
 
 
 def test_the_vaps_cover_pods_and_every_workload_kind_and_follow_the_failure_policy() -> None:
@@ -176,7 +185,7 @@ def test_audit_policies_give_defaults_but_no_rules() -> None:
     assert mutating["dreq_cpu"] == 'variables.m1 ? "100m" : ""'
     variables = {v["name"] for v in objects[2]["spec"]["variables"]}
     # precedence: web (priority 10), then audit, warn by name: indexes 0, 1, 2
-    assert {"n0", "n2"} <= variables and "n1" not in variables
+    assert {"f0", "f2"} <= variables and "f1" not in variables
 
 
 def test_the_warn_vap_has_one_validation_per_warning_and_stays_silent_on_denials() -> None:
@@ -262,6 +271,9 @@ def test_the_condition_says_who_enforces() -> None:
     status, reason, message = compiled_condition(EngineState(error="HTTP 422: bad CEL"), [])
     assert (status, reason) == ("False", "Rejected") and "HTTP 422: bad CEL" in message
     assert "the webhook enforces this policy" in message
+    status, reason, message = compiled_condition(EngineState(error="ReadTimeoutError: x", timed_out=True), [])
+    assert (status, reason) == ("False", "TimedOut") and "ReadTimeoutError: x" in message
+    assert "the webhook enforces this policy" in message and "short of CPU" in message
     no_map = compiled_condition(EngineState(canary=CanaryResult(False, True)), [])
     assert no_map[:2] == ("False", "MutatingPolicyNotRun") and "admission plugin" in no_map[2]
     assert compiled_condition(EngineState(canary=CanaryResult(True, False)), [])[:2] == (

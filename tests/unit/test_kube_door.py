@@ -171,3 +171,15 @@ def test_the_long_running_processes_never_load_an_optional_client() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
     )
     assert done.stdout.strip() == "[]", done.stdout
+
+
+def test_a_write_not_answered_in_time_is_told_from_a_refusal() -> None:
+    import urllib3
+
+    read = urllib3.exceptions.ReadTimeoutError(None, "/x", "read timed out")  # type: ignore[arg-type]
+    assert kube.timed_out(read)
+    assert kube.timed_out(urllib3.exceptions.MaxRetryError(None, "/x", read))  # type: ignore[arg-type]
+    assert not kube.timed_out(urllib3.exceptions.MaxRetryError(None, "/x", OSError("refused")))  # type: ignore[arg-type]
+    assert not kube.timed_out(ValueError("no"))
+    assert kube.timed_out(answer=kube.Answer(504, {"message": "Timeout: request did not complete"}))
+    assert not kube.timed_out(answer=kube.Answer(422, {"message": "bad CEL"}))

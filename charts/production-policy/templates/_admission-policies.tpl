@@ -110,6 +110,9 @@ spec:
       resources:
       - pods
       scope: Namespaced
+  matchConditions:
+  - name: something-to-default
+    expression: 'false'
   variables:
   - name: ns
     expression: namespaceObject.metadata.name
@@ -117,17 +120,18 @@ spec:
     expression: namespaceObject.metadata.?labels.orValue({})
   - name: podLabels
     expression: object.metadata.?labels.orValue({})
+  - name: owner
+    expression: object.metadata.?ownerReferences.orValue([]).filter(r, r.?controller.orValue(false) && ((r.kind in ["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"] && r.apiVersion.matches("^apps/[^/]*$")) || (r.kind in ["Job", "CronJob"] && r.apiVersion.matches("^batch/[^/]*$"))))
   - name: kinds
-    expression: 'size(object.metadata.?ownerReferences.orValue([]).filter(r, r.?controller.orValue(false) && ((r.kind in ["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"] && r.apiVersion.matches("^apps/[^/]*$")) || (r.kind in ["Job", "CronJob"] && r.apiVersion.matches("^batch/[^/]*$"))))) == 0 ? ["Pod"] : object.metadata.?ownerReferences.orValue([]).filter(r, r.?controller.orValue(false) && ((r.kind in ["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"] && r.apiVersion.matches("^apps/[^/]*$")) || (r.kind in ["Job", "CronJob"] && r.apiVersion.matches("^batch/[^/]*$"))))[0].kind == "ReplicaSet" && "pod-template-hash" in variables.podLabels ? ["Deployment"] : (string(object.metadata.?ownerReferences.orValue([]).filter(r, r.?controller.orValue(false) && ((r.kind in ["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"] && r.apiVersion.matches("^apps/[^/]*$")) || (r.kind in ["Job", "CronJob"] && r.apiVersion.matches("^batch/[^/]*$"))))[0].kind) in ["CronJob", "Job"] ? ["CronJob",
-      "Job"] : [string(object.metadata.?ownerReferences.orValue([]).filter(r, r.?controller.orValue(false) && ((r.kind in ["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"] && r.apiVersion.matches("^apps/[^/]*$")) || (r.kind in ["Job", "CronJob"] && r.apiVersion.matches("^batch/[^/]*$"))))[0].kind)])'
+    expression: 'size(variables.owner) == 0 ? ["Pod"] : variables.owner[0].kind == "ReplicaSet" && "pod-template-hash" in variables.podLabels ? ["Deployment"] : (string(variables.owner[0].kind) in ["CronJob", "Job"] ? ["CronJob", "Job"] : [string(variables.owner[0].kind)])'
   - name: containers_probes
     expression: object.spec.?containers.orValue([]).map(c, [])
   - name: containers_labels
-    expression: variables.containers_probes.transformList(j, kinds, kinds + [])
+    expression: variables.containers_probes.transformList(j, kinds, kinds)
   - name: initContainers_probes
     expression: object.spec.?initContainers.orValue([]).map(c, [])
   - name: initContainers_labels
-    expression: variables.initContainers_probes.transformList(j, kinds, kinds + [])
+    expression: variables.initContainers_probes.transformList(j, kinds, kinds)
   - name: injected
     expression: variables.containers_labels.transformList(j, ls, ls.map(l, string(object.spec.containers[j].name) + ":" + l)).flatten() + variables.initContainers_labels.transformList(j, ls, ls.map(l, string(object.spec.initContainers[j].name) + ":" + l)).flatten()
   - name: earlier

@@ -1,10 +1,11 @@
 """Keep the compiled admission policies applied, verified and reported while the policies change.
 
 One task: whenever a policy changes (or at start), compile them all, server-side apply the
-objects with our field manager (the chart created them; RBAC lets us patch only those names),
-dry-run the canary to learn whether the API server really runs admission policies, read the
-type-check warnings kube-controller-manager writes on the VAPs, and hand the result to the
-policy status writer (``on_change``).
+objects whose content changed with our field manager (the chart created them; RBAC lets us get
+and patch only those names; ``engine.apiserver.applied`` decides what to write and how to take
+over fields another manager owns), dry-run the canary to learn whether the API server really
+runs admission policies, read the type-check warnings kube-controller-manager writes on the
+VAPs, and hand the result to the policy status writer (``on_change``).
 """
 
 from __future__ import annotations
@@ -19,9 +20,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from production_policy import kube, metrics
-from production_policy.engine.apiserver import ENFORCE_NAME, WARN_NAME, InstallSettings, compile_policies
+from production_policy.engine.apiserver import (
+    ENFORCE_NAME,
+    WARN_NAME,
+    InstallSettings,
+    applied,
+    compile_policies,
+)
 from production_policy.engine.apiserver.canary import canary_objects, canary_probe, read_canary
 from production_policy.engine.apiserver.report import EngineState, compiled_condition
+from production_policy.engine.names import FIELD_MANAGER
 from production_policy.processes.clusterview import ClusterView
 
 log = logging.getLogger(__name__)
@@ -29,7 +37,7 @@ log = logging.getLogger(__name__)
 RETRY_SECONDS = 10.0
 """After a failed sync, try again this soon even if no policy changes."""
 RESYNC_SECONDS = 300.0
-"""Send everything again this often: someone (a ``helm upgrade``, an admin) may have changed the objects."""
+"""Read the objects back this often: someone (a ``helm upgrade``, an admin) may have changed them."""
 TYPE_CHECK_WAIT = 10.0
 CANARY_WAIT = 5.0
 """How long the canary may take to show: the API server reloads admission policies every second."""
@@ -47,8 +55,12 @@ class CompiledPolicies:
         self.api: kube.ApiClient | None = None
         self.state: EngineState | None = None
         self.not_compiled: dict[str, list[str]] = {}
-        self._applied: dict[tuple[str, str], dict[str, Any]] = {}
-        """What was last applied with success, by (kind, name): unchanged objects are not sent again."""
+        self._known: dict[applied.Key, str | None] = {}
+        """The digest of each object as the API server holds it, by (kind, name): what we last wrote
+        with success, or read back. Objects whose digest did not change are not sent again."""
+        self._read_back = True
+        """Whether to read the objects back before the next sync (at start, at each resync, after
+        a failed sync): what the API server holds is then not known."""
         self._applied_in = 0.0
         """How long the last sync's applies took (for the log)."""
         self._wake = asyncio.Event()
@@ -70,7 +82,7 @@ class CompiledPolicies:
             try:
                 await asyncio.wait_for(self._wake.wait(), RESYNC_SECONDS)
             except TimeoutError:
-                self._applied.clear()
+                self._read_back = True
             self._wake.clear()
             self._publish(*await asyncio.to_thread(self._sync))
             if self.state is not None and self.state.error is not None:
@@ -106,20 +118,23 @@ class CompiledPolicies:
     def _sync(self) -> tuple[EngineState, dict[str, list[str]]]:
         began = time.monotonic()
         compilation = compile_policies(self.view.sorted_policies(), self.settings)
+        objects = applied.stamped(
+            [*canary_objects(self.settings.operator_namespace, self.settings.labels), *compilation.objects]
+        )
         compiled_in = time.monotonic() - began
-        objects: list[dict[str, Any]] = [
-            *canary_objects(self.settings.operator_namespace, self.settings.labels),
-            *compilation.objects,
-        ]
-        changed = [obj for obj in objects if self._applied.get(_key(obj)) != obj]
-        if not changed and self.state is not None and _verified(self.state):
-            return self.state, compilation.not_compiled
         started = time.monotonic()
         self._applied_in = 0.0
+        changed: list[dict[str, Any]] = []
         try:
+            if self._read_back:
+                self._known = self._read_known(objects)
+                self._read_back = False
+            changed = applied.to_write(objects, self._known)
+            if not changed and self.state is not None and _verified(self.state):
+                return self.state, compilation.not_compiled
             state = self._apply_and_verify(changed)
         except Exception as exc:  # the API server unreachable, say: report it, try at the next change
-            state = EngineState(error=f"{type(exc).__name__}: {exc}")
+            state = EngineState(error=f"{type(exc).__name__}: {exc}", timed_out=kube.timed_out(exc))
         # Where a policy edit's time goes, ours: compiling, and the applies (the API server compiles
         # the CEL of each object it is sent before it answers); then the canary.
         log.info(
@@ -130,9 +145,9 @@ class CompiledPolicies:
             time.monotonic() - started - self._applied_in,
         )
         if state.error is None:
-            self._applied.update({_key(obj): obj for obj in changed})
+            self._known.update({applied.key_of(obj): applied.stamp_of(obj) for obj in changed})
         else:
-            self._applied.clear()  # what the API server holds is unknown: send everything next time
+            self._read_back = True  # what the API server holds is unknown
         metrics.APISERVER_SYNCS.labels("ok" if state.error is None else "error").inc()
         metrics.APISERVER_SYNC_SECONDS.observe(time.monotonic() - started)
         return state, compilation.not_compiled
@@ -145,14 +160,61 @@ class CompiledPolicies:
         # binding arriving before its policy is skipped by the API server, as if it were absent.
         began = time.monotonic()
         with ThreadPoolExecutor(max_workers=max(len(objects), 1)) as pool:
-            answers = list(pool.map(lambda obj: kube.apply_admission_object(api, obj), objects))
+            answers = list(pool.map(self._write, objects))
         self._applied_in = time.monotonic() - began
         for obj, answer in zip(objects, answers, strict=True):
             if answer.status >= 400:
                 return EngineState(
-                    error=f"{obj['kind']} {obj['metadata']['name']}: HTTP {answer.status}: {answer.message}"
+                    error=f"{obj['kind']} {obj['metadata']['name']}: HTTP {answer.status}: {answer.message}",
+                    timed_out=kube.timed_out(answer=answer),
                 )
         return self._canary()
+
+    def _read_known(self, objects: list[dict[str, Any]]) -> dict[applied.Key, str | None]:
+        """What the API server holds of each object, as a digest (None: absent, or to take over)."""
+        api = self.api
+        assert api is not None
+        with ThreadPoolExecutor(max_workers=max(len(objects), 1)) as pool:
+            answers = list(
+                pool.map(lambda obj: kube.read_admission_object(api, *applied.key_of(obj)), objects)
+            )
+        return {
+            applied.key_of(obj): applied.known_digest(answer.body, FIELD_MANAGER)
+            if answer.status == 200
+            else None
+            for obj, answer in zip(objects, answers, strict=True)
+        }
+
+    def _write(self, obj: dict[str, Any]) -> kube.Answer:
+        """Server-side apply ``obj``; where another field manager owns fields of its spec (which our
+        apply then cannot remove, and which can make the API server refuse it), take them over and
+        apply again, so that the object ends up as compiled."""
+        api = self.api
+        assert api is not None
+        answer = kube.apply_admission_object(api, obj)
+        if answer.status < 400:
+            live = answer.body
+        elif answer.status in (409, 422):  # perhaps stale fields of another manager's: look
+            read = kube.read_admission_object(api, *applied.key_of(obj))
+            if read.status >= 400:
+                return answer
+            live = read.body
+        else:
+            return answer
+        owners = applied.foreign_owners(live, FIELD_MANAGER)
+        if not owners:
+            return answer
+        log.warning(
+            "%s %s: taking over the fields of its spec owned by %s",
+            obj["kind"],
+            obj["metadata"]["name"],
+            owners,
+        )
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        taken = kube.set_managed_fields(api, live, applied.taken_over(live, FIELD_MANAGER, now))
+        if taken.status >= 400:
+            return taken
+        return kube.apply_admission_object(api, obj)
 
     def _canary(self) -> EngineState:
         """Dry-run the canary until both policies show, for up to CANARY_WAIT seconds: the API server
@@ -189,7 +251,3 @@ def _verified(state: EngineState) -> bool:
     return (
         state.error is None and state.canary is not None and state.canary.mutating and state.canary.validating
     )
-
-
-def _key(obj: dict[str, Any]) -> tuple[str, str]:
-    return obj["kind"], obj["metadata"]["name"]

@@ -47,6 +47,9 @@ CANARY_LABEL = f"{PREFIX}canary"
 CANARY_ANNOTATION = f"{PREFIX}canary"
 """Set by the canary MutatingAdmissionPolicy: proof that the API server runs admission policies."""
 
+COMPILED_DIGEST_ANNOTATION = f"{PREFIX}compiled-digest"
+"""On a compiled admission object: a digest of its content, so an unchanged object is not sent again."""
+
 REPORTING_CONTROLLER = f"{PREFIX}controller"
 """``reportingController`` of the controller's Events."""
 

@@ -24,6 +24,9 @@ from production_policy.kube.admissionpolicies import (
     Answer,
     apply_admission_object,
     dry_run_create,
+    read_admission_object,
+    set_managed_fields,
+    timed_out,
     type_warnings,
 )
 from production_policy.kube.client import (
@@ -84,10 +87,13 @@ __all__ = [
     "patch_workload",
     "post_event",
     "reach",
+    "read_admission_object",
     "read_secret_data",
     "register_configurations",
     "remove_configurations",
     "serves",
+    "set_managed_fields",
+    "timed_out",
     "type_warnings",
     "whoami",
 ]

@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import urllib3
+
 from production_policy.engine.names import FIELD_MANAGER
 from production_policy.kube.client import TIMEOUT, ApiClient
 
@@ -52,11 +54,29 @@ of the object before it answers, which on a loaded machine takes far longer than
 timeout would only make the controller send it again, and the API server compile it again)."""
 
 
+def timed_out(exc: BaseException | None = None, answer: Answer | None = None) -> bool:
+    """Whether a call failed for want of an answer in time: our read timeout (urllib3's, raised
+    as it is or inside a MaxRetryError), or the API server's own request timeout (HTTP 504)."""
+    if answer is not None:
+        return answer.status == 504
+    reason = exc.reason if isinstance(exc, urllib3.exceptions.MaxRetryError) else exc
+    return isinstance(reason, urllib3.exceptions.TimeoutError | TimeoutError)
+
+
 def call(
-    api: ApiClient, method: str, path: str, body: Any = None, timeout: float = TIMEOUT, **query: str
+    api: ApiClient,
+    method: str,
+    path: str,
+    body: Any = None,
+    timeout: float = TIMEOUT,
+    content_type: str = "",
+    **query: str,
 ) -> Answer:
-    """One request; an error status is an answer too (network errors raise)."""
-    content_type = "application/apply-patch+yaml" if method == "PATCH" else "application/json"
+    """One request; an error status is an answer too (network errors raise). A PATCH is a
+    server-side apply unless ``content_type`` says otherwise."""
+    content_type = content_type or (
+        "application/apply-patch+yaml" if method == "PATCH" else "application/json"
+    )
     response = api.exchange(method, path, query=query, body=body, content_type=content_type, timeout=timeout)
     try:
         decoded = json.loads(response.data or b"{}")
@@ -84,6 +104,29 @@ def apply_admission_object(api: ApiClient, obj: Mapping[str, Any]) -> Answer:
         timeout=APPLY_TIMEOUT,
         fieldManager=FIELD_MANAGER,
         force="true",
+    )
+
+
+def read_admission_object(api: ApiClient, kind: str, name: str) -> Answer:
+    """The admission object as the API server holds it (404 when absent)."""
+    return call(api, "GET", f"{ADMISSION_API}/{plural(kind)}/{name}")
+
+
+def set_managed_fields(
+    api: ApiClient, live: Mapping[str, Any], managed_fields: list[dict[str, Any]]
+) -> Answer:
+    """Replace the object's ``managedFields`` (who owns which field), if it is still at the live
+    ``resourceVersion`` (else 409): a write of nothing else, by our field manager."""
+    metadata = live["metadata"]
+    patch = {"metadata": {"resourceVersion": metadata["resourceVersion"], "managedFields": managed_fields}}
+    return call(
+        api,
+        "PATCH",
+        f"{ADMISSION_API}/{plural(live['kind'])}/{metadata['name']}",
+        patch,
+        timeout=APPLY_TIMEOUT,
+        content_type="application/merge-patch+json",
+        fieldManager=FIELD_MANAGER,
     )
 
 

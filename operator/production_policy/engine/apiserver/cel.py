@@ -65,16 +65,22 @@ def conjunction(terms: Sequence[str]) -> str:
     return " && ".join(f"({term})" for term in terms) if terms else "true"
 
 
-def pod_kinds(pod_labels: str) -> str:
-    """The kinds ``match.kinds`` sees the admitted pod ``object`` as (``kinds.counted_as``), a CEL
-    list of strings, with the pod's labels under the CEL name ``pod_labels``."""
+def controller_owners() -> str:
+    """The admitted pod's controller owner references to a workload kind (``kinds.POD_CONTROLLERS``),
+    a CEL list: empty, or the one controller."""
     owners = " || ".join(
         f"(r.kind in {str_list([k.kind for k in group])} && r.apiVersion.matches({lit(f'^{api}/[^/]*$')}))"
         for api, group in _by_group(kinds.POD_CONTROLLERS)
     )
-    owner = (
+    return (
         f"object.metadata.?ownerReferences.orValue([]).filter(r, r.?controller.orValue(false) && ({owners}))"
     )
+
+
+def pod_kinds(owner: str, pod_labels: str) -> str:
+    """The kinds ``match.kinds`` sees the admitted pod ``object`` as (``kinds.counted_as``), a CEL
+    list of strings, with its ``controller_owners()`` under the CEL name ``owner`` and its labels
+    under ``pod_labels``."""
     return (
         f"size({owner}) == 0 ? [{lit(kinds.POD.kind)}] : "
         f'{owner}[0].kind == "ReplicaSet" && "pod-template-hash" in {pod_labels} ? ["Deployment"] : '

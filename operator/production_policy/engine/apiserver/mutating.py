@@ -19,6 +19,7 @@ from production_policy.engine.apiserver.cel import (
     RESOURCE_KEYS,
     Defaults,
     chain,
+    controller_owners,
     default_variables,
     injected_limit,
     injected_request,
@@ -59,14 +60,35 @@ def _resources_to_add(field: str, defaults: Defaults) -> str:
 
 def _labels(field: str, defaults: Defaults) -> str:
     """Per container of ``field``: what the annotation records (``readiness``, ``resources.requests.cpu``)."""
-    keys = [key for key in RESOURCE_KEYS if key.partition(".")[2] in defaults.resources]
-    resources = (
-        f'{str_list(keys)}.filter(k, variables.{field}_res[j][k.split(".")[0]][k.split(".")[1]] != "")'
-        '.map(k, "resources." + k)'
-        if keys
-        else "[]"
+    resources = "".join(
+        f' + (variables.{field}_res[j]["{section}"]["{resource}"] != "" ? ["resources.{key}"] : [])'
+        for key in RESOURCE_KEYS
+        for section, _, resource in [key.partition(".")]
+        if resource in defaults.resources
     )
-    return f"variables.{field}_probes.transformList(j, kinds, kinds + {resources})"
+    return f"variables.{field}_probes.transformList(j, kinds, kinds{resources})"
+
+
+def something_to_default(defaults: Defaults) -> str:
+    """Whether some container lacks a probe or a request or limit that a policy gives a default for:
+    the MAP's match condition. A superset of what it injects (cheap, and without the policies'
+    match), so that its second run on the object it mutated, which ``IfNeeded`` makes the API server
+    do, stops here when the first one left nothing to add."""
+    probes = " || ".join(f"!has(c.{kind}Probe)" for kind in PROBE_KINDS if defaults.probes.get(kind))
+    resources = []
+    for resource in defaults.resources:
+        resources.append(f"!({lit(resource)} in c.?resources.?requests.orValue({{}}))")
+        if resource in defaults.limits:
+            resources.append(f"!({lit(resource)} in c.?resources.?limits.orValue({{}}))")
+    missing = " || ".join(resources)
+    terms = []
+    if probes or missing:
+        terms.append(f"object.spec.containers.exists(c, {' || '.join(t for t in (probes, missing) if t)})")
+    sidecar = f'(c.?restartPolicy.orValue("") == "Always" && ({probes}))' if probes else ""
+    if sidecar or missing:
+        init = " || ".join(t for t in (sidecar, missing) if t)
+        terms.append(f"object.spec.?initContainers.orValue([]).exists(c, {init})")
+    return " || ".join(terms) or "false"
 
 
 def _operations(field: str, defaults: Defaults) -> str:
@@ -113,7 +135,8 @@ def mutating_policy(
         {"name": "ns", "expression": "namespaceObject.metadata.name"},
         {"name": "nsLabels", "expression": "namespaceObject.metadata.?labels.orValue({})"},
         {"name": "podLabels", "expression": "object.metadata.?labels.orValue({})"},
-        {"name": "kinds", "expression": pod_kinds("variables.podLabels")},
+        {"name": "owner", "expression": controller_owners()},
+        {"name": "kinds", "expression": pod_kinds("variables.owner", "variables.podLabels")},
     ]
     givers = sorted(
         {i for entries in defaults.probes.values() for i, _ in entries}
@@ -178,6 +201,9 @@ def mutating_policy(
                     }
                 ]
             },
+            "matchConditions": [
+                {"name": "something-to-default", "expression": something_to_default(defaults)}
+            ],
             "variables": variables,
             "mutations": [{"patchType": "JSONPatch", "jsonPatch": {"expression": expression}}],
         },

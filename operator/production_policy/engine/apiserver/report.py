@@ -12,9 +12,10 @@ ENFORCED = "Enforced"
 PARTLY_ENFORCED = "PartlyEnforced"
 PENDING = "Pending"
 REJECTED = "Rejected"
+TIMED_OUT = "TimedOut"
 MUTATING_NOT_RUN = "MutatingPolicyNotRun"
 VALIDATING_NOT_RUN = "ValidatingPolicyNotRun"
-REASONS = (PENDING, ENFORCED, PARTLY_ENFORCED, REJECTED, MUTATING_NOT_RUN, VALIDATING_NOT_RUN)
+REASONS = (PENDING, ENFORCED, PARTLY_ENFORCED, REJECTED, TIMED_OUT, MUTATING_NOT_RUN, VALIDATING_NOT_RUN)
 WEBHOOK_ENFORCES = "the webhook enforces this policy"
 
 
@@ -28,6 +29,8 @@ class EngineState:
     """What the canary showed after applying; None until it was run."""
     type_warnings: tuple[str, ...] = ()
     """The API server's type-check warnings on the compiled ValidatingAdmissionPolicies."""
+    timed_out: bool = False
+    """Whether ``error`` is a write the API server did not answer in time (not a refusal)."""
 
 
 def compiled_condition(state: EngineState | None, not_compiled: Sequence[str]) -> tuple[str, str, str]:
@@ -35,6 +38,16 @@ def compiled_condition(state: EngineState | None, not_compiled: Sequence[str]) -
     engine's state and what of the policy is not compiled (``compile_policies(...).not_compiled``)."""
     if state is None or (state.error is None and state.canary is None):
         return "Unknown", PENDING, "The compiled admission policies are not applied and verified yet."
+    if state.error is not None and state.timed_out:
+        return (
+            "False",
+            TIMED_OUT,
+            "The API server did not answer a write of the compiled admission policies in time "
+            f"({state.error}): {WEBHOOK_ENFORCES}. It compiles their CEL before it answers, which "
+            "is slow on a busy API server; the controller tries again in 10 s. If this lasts, the "
+            "API server is short of CPU: give it more, or make the policies fewer or smaller "
+            "(docs/apiserver-policies.md).",
+        )
     if state.error is not None:
         return (
             "False",

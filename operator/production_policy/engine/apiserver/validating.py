@@ -6,8 +6,12 @@ the pod spec (a template gets no defaults from the MAP), with ratcheting against
 UPDATE. They differ in their validations. The Enforce one fails when an Enforce policy is broken,
 with the engine's consolidated message (Warn violations included, as the webhook's denial has
 them). The Warn one gives one warning per Warn violation, as the webhook does, and none when the
-request is denied anyway. CEL has no functions, so the rules are written out twice: for the new
-pod spec and for the old one. The VAP of a mode no policy uses holds nothing but ``true``.
+request is denied anyway. CEL has no functions, so to write each rule once the containers of the
+new pod spec and of the old one are one list (``res``), each finding saying its side; what every
+policy reads the same (a container's requests after defaults, a limit below its request) is
+computed once, in shared variables. The API server compiles all of it at every write of the
+object and again when it loads it, so the size of this CEL is what a policy edit waits for. The
+VAP of a mode no policy uses holds nothing but ``true``.
 """
 
 from __future__ import annotations
@@ -70,21 +74,35 @@ def _template(obj: str) -> str:
     )
 
 
-def _spec_variables(
-    side: str, defaults: Defaults, required: set[ProbeKind], qos: bool
+def _container_variables(
+    defaults: Defaults, required: set[ProbeKind], container_rules: bool
 ) -> list[dict[str, str]]:
-    """The facts the rules read of one pod spec (``new`` or ``old``): containers, their requests and
-    limits after defaults, whether each required probe is there (or would be injected), the QoS class."""
-    spec = f"variables.{side}"
-    guard = "" if side == "new" else f"{spec} == null ? [] : "
+    """The facts the rules read of each container of the new pod spec and then of the old one (one
+    list, so each rule is written once for both): ``res[j]`` has its name ``n``, its side ``s``
+    (``n``ew or ``o``ld), ``r`` = ``y`` where probes are judged (a container, or a sidecar init
+    container), its requests and limits after defaults, and per required probe ``ok`` or what is
+    missing; ``eff[j]`` its effective requests (the limit where no request is set)."""
+    old = "variables.old"
     variables = [
+        {"name": "nc", "expression": "size(variables.new.containers)"},
+        {"name": "nn", "expression": "variables.nc + size(variables.new.?initContainers.orValue([]))"},
+        {"name": "oc", "expression": f"{old} == null ? 0 : size({old}.containers)"},
         {
-            "name": f"{side}_cs",
-            "expression": f"{guard}{spec}.containers + {spec}.?initContainers.orValue([])",
+            "name": "cs",
+            "expression": "variables.new.containers + variables.new.?initContainers.orValue([]) + "
+            f"({old} == null ? [] : {old}.containers + {old}.?initContainers.orValue([]))",
         },
-        {"name": f"{side}_n", "expression": f"{spec} == null ? 0 : size({spec}.containers)"},
     ]
-    entries = []
+    entries = [
+        '"n": string(c.name)',
+        '"p": "container \\"" + string(c.name) + "\\": "',
+        '"s": j < variables.nn ? "n" : "o"',
+    ]
+    if required:
+        entries.append(
+            '"r": (j < variables.nc || (j >= variables.nn && j - variables.nn < variables.oc) || '
+            'c.?restartPolicy.orValue("") == "Always") ? "y" : ""'
+        )
     for resource in RESOURCE_NAMES:
         for kind, injected in (("requests", injected_request), ("limits", injected_limit)):
             mine = own("c", kind, resource)
@@ -94,9 +112,6 @@ def _spec_variables(
                 else f'{mine} != "" ? {mine} : {injected("c", resource, defaults)}'
             )
             entries.append(f"{lit(f'{kind}.{resource}')}: {value}")
-    variables.append(
-        {"name": f"{side}_res", "expression": f"variables.{side}_cs.map(c, {{{', '.join(entries)}}})"}
-    )
     for kind in PROBE_KINDS:
         if kind not in required:
             continue
@@ -105,25 +120,47 @@ def _spec_variables(
         for index, template in reversed(templates):
             resolved = f'{probe_port_ok(template, "c")} ? "ok" : {probe_gap_message(kind, template, "c")}'
             state = f"variables.dprobe_{kind} == {index} ? ({resolved}) : {state}"
-        variables.append(
-            {
-                "name": f"{side}_pr_{kind}",
-                "expression": f'variables.{side}_cs.map(c, has(c.{kind}Probe) ? "ok" : {state})',
-            }
-        )
-    if qos:
-        variables += _qos_variables(side, spec)
+        entries.append(f'"pr.{kind}": has(c.{kind}Probe) ? "ok" : {state}')
+    variables.append(
+        {"name": "res", "expression": f"variables.cs.transformList(j, c, {{{', '.join(entries)}}})"}
+    )
+    effective = ", ".join(
+        f'{lit(r)}: R["requests.{r}"] != "" ? R["requests.{r}"] : R["limits.{r}"]' for r in RESOURCE_NAMES
+    )
+    variables.append({"name": "eff", "expression": f"variables.res.map(R, {{{effective}}})"})
+    if container_rules:
+        variables.append({"name": "order", "expression": _order_findings()})
     return variables
+
+
+def _order_findings() -> str:
+    """Per container, by resource: its limit below its request, as a list of findings (the same for
+    every policy with container rules, so computed once)."""
+    entries = []
+    for resource in RESOURCE_NAMES:
+        request_field, limit_field = f"resources.requests.{resource}", f"resources.limits.{resource}"
+        limit, request = f'R["limits.{resource}"]', f'variables.eff[j]["{resource}"]'
+        message = (
+            f"{lit(limit_field + ' ')} + {limit} + {lit(' is below ' + request_field + ' ')} + {request}"
+            f" + {lit(' — raise the limit or lower the request')}"
+        )
+        entries.append(
+            f'{lit(resource)}: {request} != "" && {limit} != "" && '
+            f"quantity({limit}).isLessThan(quantity({request})) ? "
+            f"[{_finding(limit_field, 'resources.order', message)}] : []"
+        )
+    return f"variables.res.transformList(j, R, {{{', '.join(entries)}}})"
 
 
 def _quantity(text: str) -> str:
     return f'quantity({text} == "" ? "0" : {text})'
 
 
-def _qos_variables(side: str, spec: str) -> list[dict[str, str]]:
-    """``qos.pod_qos_class`` in CEL: per container from its requests and limits after defaults; with
-    pod-level resources, the API server's own ``status.qosClass`` on a Pod, and on a template the
-    pod-level values when they are complete ("" otherwise: that case is left to the webhook)."""
+def _qos_variables() -> list[dict[str, str]]:
+    """``qos.pod_qos_class`` in CEL, ``qos[0]`` of the new pod spec and ``qos[1]`` of the old one:
+    per container from its requests and limits after defaults; with pod-level resources, the API
+    server's own ``status.qosClass`` on a Pod, and on a template the pod-level values when they
+    are complete ("" otherwise: that case is left to the webhook)."""
 
     def requirements_qos(request: Any, limit: Any) -> str:
         same = " && ".join(
@@ -135,18 +172,15 @@ def _qos_variables(side: str, spec: str) -> list[dict[str, str]]:
             f'(!({zero[0]}) && !({zero[1]})) ? "Guaranteed" : "Burstable"'
         )
 
-    def container_request(r: str) -> str:
-        return f'(R["requests.{r}"] != "" ? R["requests.{r}"] : R["limits.{r}"])'
-
-    per_container = requirements_qos(container_request, lambda r: f'R["limits.{r}"]')
-    pod_requests = f"{spec}.?resources.?requests.orValue({{}})"
-    pod_limits = f"{spec}.?resources.?limits.orValue({{}})"
+    per_container = requirements_qos(lambda r: f'variables.eff[j]["{r}"]', lambda r: f'R["limits.{r}"]')
+    pod_requests = "variables.podRes[i][0]"
+    pod_limits = "variables.podRes[i][1]"
     pod_level = requirements_qos(
         lambda r: f'string({pod_requests}[?"{r}"].orValue(""))',
         lambda r: f'string({pod_limits}[?"{r}"].orValue(""))',
     )
     complete = f'size({pod_limits}) == 0 || ("cpu" in {pod_requests} && "memory" in {pod_requests})'
-    classes = f"variables.{side}_cls"
+    classes = "variables.sideCls[i]"
     # On Pod CREATE the API server has set status.qosClass before validating admission runs.
     by_pod = (
         f'variables.kind == "Pod" ? string(object.status.?qosClass.orValue("")) : '
@@ -155,20 +189,35 @@ def _qos_variables(side: str, spec: str) -> list[dict[str, str]]:
     uniform = f"{classes}.all(k, k == {classes}[0])"
     by_containers = f'size({classes}) == 0 ? "BestEffort" : {uniform} ? {classes}[0] : "Burstable"'
     return [
-        {"name": f"{side}_cls", "expression": f"variables.{side}_res.map(R, {per_container})"},
         {
-            "name": f"{side}_qos",
+            "name": "cls",
+            "expression": f"variables.res.transformList(j, R, {per_container})",
+        },
+        {
+            "name": "sideCls",
+            "expression": "variables.old == null ? [variables.cls] : "
+            "[variables.cls.slice(0, variables.nn), variables.cls.slice(variables.nn, size(variables.cls))]",
+        },
+        {
+            "name": "podRes",
+            "expression": "(variables.old == null ? [variables.new] : [variables.new, variables.old]).map(p, "
+            "[p.?resources.?requests.orValue({}), p.?resources.?limits.orValue({})])",
+        },
+        {
+            "name": "qos",
             "expression": (
-                f'{spec} == null ? "" : (size({pod_requests}) > 0 || size({pod_limits}) > 0) ? ({by_pod}) : '
-                f"{by_containers}"
+                f"variables.podRes.transformList(i, p, "
+                f"(size({pod_requests}) > 0 || size({pod_limits}) > 0) ? "
+                f"({by_pod}) : {by_containers})"
             ),
         },
     ]
 
 
-def _finding(name: str, field: str, rule: str, message: str) -> str:
-    """One violation as CEL: ``{"k": container|field|rule, "m": what describe() says}``."""
-    return f'{{"k": {name} + {lit(f"|{field}|{rule}")}, "m": "container \\"" + {name} + "\\": " + {message}}}'
+def _finding(field: str, rule: str, message: str) -> str:
+    """One violation of container ``R`` as CEL: ``{"s": side, "k": container|field|rule, "m": what
+    describe() says}``."""
+    return f'{{"s": R["s"], "k": R["n"] + {lit(f"|{field}|{rule}")}, "m": R["p"] + {message}}}'
 
 
 def _missing_limit(
@@ -205,34 +254,29 @@ def _missing_limit(
     return f'({default} != "" && {request} != "" ? {explained} : {plain})'
 
 
-def _container_findings(policy: ProductionPolicy, side: str, defaults: Defaults) -> list[str]:
-    """``rules.policy_violations`` for container ``c`` at index ``j``, as CEL lists of findings."""
-    name = "string(c.name)"
+def _container_findings(policy: ProductionPolicy, defaults: Defaults) -> list[str]:
+    """``rules.policy_violations`` for container ``R = variables.res[j]``, as CEL lists of findings."""
     parts = []
     for kind in PROBE_KINDS:
         if getattr(policy.spec.probes, kind).required:
-            takes = f'(j < variables.{side}_n || c.?restartPolicy.orValue("") == "Always")'
-            state = f"variables.{side}_pr_{kind}[j]"
-            finding = _finding(name, f"{kind}Probe", "probes.required", state)
-            parts.append(f'({takes} && {state} != "ok" ? [{finding}] : [])')
+            state = f'R["pr.{kind}"]'
+            finding = _finding(f"{kind}Probe", "probes.required", state)
+            parts.append(f'(R["r"] == "y" && {state} != "ok" ? [{finding}] : [])')
     resources = policy.spec.resources
     if not has_container_rules(resources):
         return parts
-    res = f"variables.{side}_res[j]"
     for resource in RESOURCE_NAMES:
         request_field, limit_field = f"resources.requests.{resource}", f"resources.limits.{resource}"
-        explicit, limit = f'{res}["requests.{resource}"]', f'{res}["limits.{resource}"]'
-        request = f'({explicit} != "" ? {explicit} : {limit})'
+        explicit, limit = f'R["requests.{resource}"]', f'R["limits.{resource}"]'
+        request = f'variables.eff[j]["{resource}"]'
         if resource in resources.require.requests:
             message = lit(f"no {request_field} — add {request_field}")
             parts.append(
-                f'({request} == "" ? [{_finding(name, request_field, "resources.required", message)}] : [])'
+                f'({request} == "" ? [{_finding(request_field, "resources.required", message)}] : [])'
             )
         if resource in resources.require.limits:
             message = _missing_limit(resource, resources, defaults, explicit)
-            parts.append(
-                f'({limit} == "" ? [{_finding(name, limit_field, "resources.required", message)}] : [])'
-            )
+            parts.append(f'({limit} == "" ? [{_finding(limit_field, "resources.required", message)}] : [])')
         minimum = resources.min.get(resource) if resources.min else None
         maximum = resources.max.get(resource) if resources.max else None
         for field, value in ((request_field, explicit), (limit_field, limit)):
@@ -246,45 +290,43 @@ def _container_findings(policy: ProductionPolicy, side: str, defaults: Defaults)
                 message = f"{lit(field + ' ')} + {value} + {lit(' ' + words.format(bound))}"
                 parts.append(
                     f'({value} != "" && quantity({value}).{compare}(quantity({lit(bound)})) ? '
-                    f"[{_finding(name, field, rule, message)}] : [])"
+                    f"[{_finding(field, rule, message)}] : [])"
                 )
-        order = (
-            f"{lit(limit_field + ' ')} + {limit} + {lit(' is below ' + request_field + ' ')} + {request}"
-            f" + {lit(' — raise the limit or lower the request')}"
-        )
+        shared = f'variables.order[j]["{resource}"]'
         ratio = resources.max_limit_request_ratio.get(resource) if resources.max_limit_request_ratio else None
-        otherwise = "[]"
-        if ratio is not None:
-            factor = float(ratio)
-            message = (
-                f"{lit(limit_field + ' ')} + {limit} + {lit(' / ' + request_field + ' ')} + {request}"
-                f" + {lit(f' exceeds maxLimitRequestRatio {ratio} — lower the limit or raise the request')}"
-            )
-            # As LimitRanger, in floating point: the quantity library has no multiplication.
-            as_float = "quantity({}).asApproximateFloat()"
-            above = f"{as_float.format(limit)} > {as_float.format(request)} * {factor!r}"
-            otherwise = f"{above} ? [{_finding(name, limit_field, 'resources.ratio', message)}] : []"
+        if ratio is None:
+            parts.append(shared)
+            continue
+        factor = float(ratio)
+        message = (
+            f"{lit(limit_field + ' ')} + {limit} + {lit(' / ' + request_field + ' ')} + {request}"
+            f" + {lit(f' exceeds maxLimitRequestRatio {ratio} — lower the limit or raise the request')}"
+        )
+        # As LimitRanger, in floating point: the quantity library has no multiplication.
+        as_float = "quantity({}).asApproximateFloat()"
+        above = f"{as_float.format(limit)} > {as_float.format(request)} * {factor!r}"
         parts.append(
-            f'({request} != "" && {limit} != "" ? (quantity({limit}).isLessThan(quantity({request})) ? '
-            f"[{_finding(name, limit_field, 'resources.order', order)}] : {otherwise}) : [])"
+            f'(size({shared}) > 0 ? {shared} : {request} != "" && {limit} != "" && {above} ? '
+            f"[{_finding(limit_field, 'resources.ratio', message)}] : [])"
         )
     return parts
 
 
-def _policy_findings(policy: ProductionPolicy, side: str, defaults: Defaults) -> str:
-    parts = _container_findings(policy, side, defaults)
-    text = f"variables.{side}_cs.transformList(j, c, {' + '.join(parts)}).flatten()" if parts else "[]"
+def _policy_findings(policy: ProductionPolicy, defaults: Defaults) -> str:
+    """The policy's findings on the new pod spec and on the old one (told apart by ``s``)."""
+    parts = _container_findings(policy, defaults)
+    text = f"variables.res.transformList(j, R, {' + '.join(parts)}).flatten()" if parts else "[]"
     wanted = policy.spec.resources.min_qos_class
     if wanted is not None and wanted != "BestEffort":
-        qos = f"variables.{side}_qos"
-        below = f'{qos} != "Guaranteed"' if wanted == "Guaranteed" else f'{qos} == "BestEffort"'
+        below = 'q != "Guaranteed"' if wanted == "Guaranteed" else 'q == "BestEffort"'
         remedy = (
             "set cpu and memory limits on every container, with requests equal to limits"
             if wanted == "Guaranteed"
             else "set resources.requests on the containers"
         )
-        message = f'"pod: QoS class " + {qos} + {lit(f" is below minQoSClass {wanted} — {remedy}")}'
-        text += f' + ({qos} != "" && {below} ? [{{"k": "|qosClass|qos.min", "m": {message}}}] : [])'
+        message = f'"pod: QoS class " + q + {lit(f" is below minQoSClass {wanted} — {remedy}")}'
+        finding = f'{{"s": i == 0 ? "n" : "o", "k": "|qosClass|qos.min", "m": {message}}}'
+        text += f' + variables.qos.transformList(i, q, q != "" && {below} ? [{finding}] : []).flatten()'
     return text
 
 
@@ -335,20 +377,22 @@ def validating_variables(
         kind for i in judged for kind in PROBE_KINDS if getattr(policies[i].spec.probes, kind).required
     }
     qos = any(policies[i].spec.resources.min_qos_class not in (None, "BestEffort") for i in judged)
-    for side in ("new", "old"):
-        variables += _spec_variables(side, defaults, required, qos)
+    container_rules = any(has_container_rules(policies[i].spec.resources) for i in judged)
+    variables += _container_variables(defaults, required, container_rules)
+    if qos:
+        variables += _qos_variables()
     for i in judged:
+        # Ratcheting: a finding on the new spec counts unless the old spec had it too.
         variables += [
             {
-                "name": f"n{i}",
-                "expression": f"variables.m{i} ? {_policy_findings(policies[i], 'new', defaults)} : []",
+                "name": f"f{i}",
+                "expression": f"variables.m{i} ? {_policy_findings(policies[i], defaults)} : []",
             },
             {
-                "name": f"o{i}",
-                "expression": f"variables.m{i} && variables.old != null ? "
-                f"({_policy_findings(policies[i], 'old', defaults)}).map(v, v.k) : []",
+                "name": f"v{i}",
+                "expression": f'variables.f{i}.filter(v, v.s == "n" && '
+                f'!variables.f{i}.exists(o, o.s == "o" && o.k == v.k))',
             },
-            {"name": f"v{i}", "expression": f"variables.n{i}.filter(v, !(v.k in variables.o{i}))"},
         ]
     enforce = [i for i in judged if policies[i].spec.enforcement == "Enforce"]
     warn = [i for i in judged if policies[i].spec.enforcement == "Warn"]
