@@ -7,6 +7,7 @@ from typing import Any
 
 from production_policy.api import parse_policy
 from production_policy.engine import CompiledPolicy, compile_policy
+from production_policy.engine.compiled import default_digest
 
 TCP_AUTO = {"tcpSocket": {"port": "auto"}}
 
@@ -15,6 +16,26 @@ def policy(name: str = "p", **spec: Any) -> CompiledPolicy:
     """A valid ProductionPolicy with this spec (keys in wire form: ``enforcement``, ``probes``...),
     compiled as the processes hand it to the engine."""
     return compile_policy(parse_policy(policy_dict(name, **spec)))
+
+
+def with_withdrawals(compiled: CompiledPolicy, *where: tuple[str, str, str, str, str]) -> CompiledPolicy:
+    """The policy as the view holds it once the controller has written to its status that its
+    current default is withdrawn from each (namespace, kind, name, container, probe)."""
+    body = policy_dict(compiled.name, **compiled.policy.spec.model_dump(by_alias=True, exclude_none=True))
+    body["status"] = {
+        "withdrawnProbes": [
+            {
+                "workload": {"kind": kind, "namespace": namespace, "name": name},
+                "container": container_name,
+                "probe": probe,
+                "defaultDigest": default_digest(compiled.default_probes[probe]),  # type: ignore[index]
+                "since": "2027-01-15T08:00:00Z",
+                "lastFailure": "Liveness probe failed: HTTP probe failed with statuscode: 404",
+            }
+            for namespace, kind, name, container_name, probe in where
+        ]
+    }
+    return compile_policy(parse_policy(body))
 
 
 def policy_dict(name: str = "p", **spec: Any) -> dict[str, Any]:

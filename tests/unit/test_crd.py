@@ -136,8 +136,9 @@ def _rules() -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
 
 def test_cel_rules_have_messages_and_field_paths_that_exist() -> None:
     rules = list(_rules())
-    # 8 per resource, liveness and startup successThreshold, 1 handler per probe default, 1 per selector
-    assert len(rules) == 3 * 8 + 2 + 3 + 4
+    # 8 per resource, liveness and startup successThreshold, no readiness Withdraw, 1 handler per probe
+    # default, 1 per selector
+    assert len(rules) == 3 * 8 + 2 + 1 + 3 + 4
     nodes = dict(NODES)
     for path, _node, rule in rules:
         assert rule["message"] and rule["rule"], path

@@ -14,14 +14,17 @@ from production_policy.api.policy import (
     ProductionPolicySpec,
     WorkloadSelector,
 )
-from production_policy.api.probes import AUTO_PORT, ProbePolicy, ProbeRule, ProbeTemplate
+from production_policy.api.probes import AUTO_PORT, OnInjectedFailure, ProbePolicy, ProbeRule, ProbeTemplate
 from production_policy.api.resources import QOS_ORDER, RESOURCE_NAMES, QoSClass, ResourceName, ResourcePolicy
 from production_policy.api.status import (
     MAX_STATUS_PROBE_FAILURES,
     MAX_STATUS_VIOLATIONS,
+    MAX_STATUS_WITHDRAWN_PROBES,
     ProductionPolicyStatus,
     StatusProbeFailure,
     StatusViolation,
+    StatusWithdrawnProbe,
+    WorkloadIdentity,
 )
 
 __all__ = [
@@ -30,10 +33,12 @@ __all__ = [
     "ENFORCEMENTS",
     "MAX_STATUS_PROBE_FAILURES",
     "MAX_STATUS_VIOLATIONS",
+    "MAX_STATUS_WITHDRAWN_PROBES",
     "QOS_ORDER",
     "RESOURCE_NAMES",
     "ConfigRollout",
     "Enforcement",
+    "OnInjectedFailure",
     "PolicyError",
     "ProbePolicy",
     "ProbeRule",
@@ -46,6 +51,8 @@ __all__ = [
     "ResourcePolicy",
     "StatusProbeFailure",
     "StatusViolation",
+    "StatusWithdrawnProbe",
+    "WorkloadIdentity",
     "WorkloadSelector",
     "parse_policy",
 ]

@@ -13,9 +13,15 @@ from pydantic import ConfigDict, Field, PlainValidator, WithJsonSchema, model_va
 from pydantic.config import JsonDict
 
 from production_policy.api.base import KubeModel
-from production_policy.api.errors import FieldProblems
+from production_policy.api.errors import FieldProblems, Path
 
 AUTO_PORT = "auto"
+OnInjectedFailure = Literal["Report", "Withdraw"]
+"""What the controller does when the probe a policy's default injected fails a workload."""
+NEVER_WITHDRAWN = (
+    "cannot be Withdraw: a readiness probe is never withdrawn (an unready pod is not restarted, and it"
+    " keeps rollouts safe)"
+)
 PORT_NAME_MAX = 15
 # IANA_SVC_NAME, as Kubernetes validates a named container port.
 _PORT_NAME = re.compile(r"^(?=.*[a-z])[a-z0-9]([a-z0-9]|-(?!-))*(?<!-)$")
@@ -181,6 +187,14 @@ class ProbeRule(KubeModel):
         description="Probe injected into containers that have none; a container without a usable port "
         "gets none. It must pass on an app that serves nothing but its port: tcpSocket, or httpGet on /.",
     )
+    on_injected_failure: OnInjectedFailure = Field(
+        default="Report",
+        description="When the injected default fails a workload (it restarts the container, or keeps it "
+        "unstarted): Report it (Events, status), or also Withdraw it: it is no longer injected into that "
+        "workload's containers, the workload is rolled once, and status.withdrawnProbes says so. Never "
+        "withdrawn while a matching policy requires the probe. Liveness and startup only: readiness is "
+        "never withdrawn.",
+    )
 
 
 def _success_threshold_rule(probe: str) -> JsonDict:
@@ -201,6 +215,12 @@ class ProbePolicy(KubeModel):
             "x-kubernetes-validations": [
                 _success_threshold_rule("liveness"),
                 _success_threshold_rule("startup"),
+                {
+                    "rule": "!has(self.readiness) || !has(self.readiness.onInjectedFailure)"
+                    " || self.readiness.onInjectedFailure != 'Withdraw'",
+                    "message": f"readiness.onInjectedFailure {NEVER_WITHDRAWN}",
+                    "fieldPath": ".readiness.onInjectedFailure",
+                },
             ]
         }
     )
@@ -217,13 +237,16 @@ class ProbePolicy(KubeModel):
     )
 
     @model_validator(mode="after")
-    def _success_threshold_one(self) -> ProbePolicy:
-        # Kubernetes refuses such a probe in a pod: the policy would inject something unusable.
-        problems = [
+    def _usable_rules(self) -> ProbePolicy:
+        # Kubernetes refuses a liveness or startup probe with another successThreshold: the policy
+        # would inject something unusable.
+        problems: list[tuple[Path, str]] = [
             ((name, "default", "successThreshold"), f"must be 1 for {name} probes")
             for name, rule in (("liveness", self.liveness), ("startup", self.startup))
             if rule.default_probe is not None and rule.default_probe.success_threshold not in (None, 1)
         ]
+        if self.readiness.on_injected_failure == "Withdraw":
+            problems.append((("readiness", "onInjectedFailure"), NEVER_WITHDRAWN))
         if problems:
             raise FieldProblems(problems)
         return self

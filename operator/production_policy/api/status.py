@@ -10,6 +10,8 @@ from production_policy.api.base import NAME_MAX, KubeModel
 
 MAX_STATUS_VIOLATIONS = 20
 MAX_STATUS_PROBE_FAILURES = 10
+MAX_STATUS_WITHDRAWN_PROBES = 50
+"""More than the failures listed: a withdrawal the list has no room for is not made (it is reported)."""
 MESSAGE_MAX = 1024
 
 
@@ -53,6 +55,33 @@ class StatusProbeFailure(KubeModel):
     )
 
 
+class WorkloadIdentity(KubeModel):
+    """Which workload: its kind, namespace and name."""
+
+    kind: str = Field(max_length=64, description="Kind of the workload: Deployment, StatefulSet, Pod, ...")
+    namespace: str = Field(max_length=NAME_MAX, description="Namespace of the workload.")
+    name: str = Field(max_length=NAME_MAX, description="Name of the workload.")
+
+
+class StatusWithdrawnProbe(KubeModel):
+    """A default probe of this policy no longer injected into one container of one workload."""
+
+    workload: WorkloadIdentity = Field(description="The workload whose new pods go without it.")
+    container: str = Field(max_length=NAME_MAX, description="The container it is withdrawn from.")
+    probe: Literal["liveness", "startup"] = Field(description="Which probe is withdrawn.")
+    default_digest: str = Field(
+        max_length=64,
+        description="Digest of the policy's default when it was withdrawn: a changed default lifts it.",
+    )
+    since: str = Field(
+        max_length=64, json_schema_extra={"format": "date-time"}, description="When it was withdrawn."
+    )
+    last_failure: str = Field(
+        max_length=MESSAGE_MAX,
+        description="Why: the injected probe's failure and the kubelet's last message.",
+    )
+
+
 class ProductionPolicyStatus(KubeModel):
     """Observed state of the policy, kept current by the controller."""
 
@@ -84,4 +113,10 @@ class ProductionPolicyStatus(KubeModel):
         max_length=MAX_STATUS_PROBE_FAILURES,
         description=f"Up to {MAX_STATUS_PROBE_FAILURES} injected probes failing workloads, by namespace, kind"
         " and name.",
+    )
+    withdrawn_probes: list[StatusWithdrawnProbe] | None = Field(
+        default=None,
+        max_length=MAX_STATUS_WITHDRAWN_PROBES,
+        description="The default probes (onInjectedFailure: Withdraw) no longer injected into a workload "
+        "because they failed it; written by the controller only, read by the mutating side.",
     )

@@ -11,6 +11,8 @@ so what is derived from a set of them (``merge.merge_defaults``) can be cached o
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -33,9 +35,23 @@ ProbeKind = Literal["readiness", "liveness", "startup"]
 PROBE_KINDS: tuple[ProbeKind, ...] = ("readiness", "liveness", "startup")
 
 
+WITHDRAWABLE: tuple[ProbeKind, ...] = ("liveness", "startup")
+"""The probe kinds ``onInjectedFailure: Withdraw`` may withdraw (never readiness)."""
+
+ExemptionKey = tuple[str, str, str, str, ProbeKind]
+"""(namespace, workload kind, workload name, container, probe): one default withdrawn from one container."""
+
+
 def probe_field(kind: ProbeKind) -> str:
     """The container field of a probe kind: ``readiness`` -> ``readinessProbe``."""
     return f"{kind}Probe"
+
+
+def default_digest(probe: Mapping[str, Any]) -> str:
+    """The digest of a default probe (as :attr:`CompiledPolicy.default_probes` has it): a withdrawal
+    holds while the policy's default keeps it. Not keyed: a probe definition is no secret."""
+    text = json.dumps(probe, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -90,6 +106,9 @@ class CompiledPolicy:
     """Each default probe as a pod spec has it; shared, so copy it before changing it."""
     default_requests: Mapping[ResourceName, str]
     default_limits: Mapping[ResourceName, str]
+    withdrawn: frozenset[ExemptionKey]
+    """The defaults its status says are withdrawn and that still hold by its spec (it says Withdraw
+    for that probe, and its default has the digest recorded). Not part of its identity: a status."""
     _identity: tuple[str, str] = field(repr=False)
     _hash: int = field(repr=False)
 
@@ -123,17 +142,40 @@ def compile_policy(policy: ProductionPolicy) -> CompiledPolicy:
             ruled=tuple(b for b in bounds if b.rules_anything),
             min_qos_class=resources.min_qos_class,
         ),
-        default_probes=MappingProxyType(
-            {
-                kind: _probe_dict(template)
-                for kind in PROBE_KINDS
-                if (template := getattr(spec.probes, kind).default_probe) is not None
-            }
-        ),
+        default_probes=(default_probes := _default_probes(policy)),
         default_requests=_quantities(resources.default_request),
         default_limits=_quantities(resources.default_limits),
+        withdrawn=_withdrawn(policy, default_probes),
         _identity=identity,
         _hash=hash(identity),
+    )
+
+
+def _default_probes(policy: ProductionPolicy) -> Mapping[ProbeKind, Mapping[str, Any]]:
+    return MappingProxyType(
+        {
+            kind: _probe_dict(template)
+            for kind in PROBE_KINDS
+            if (template := getattr(policy.spec.probes, kind).default_probe) is not None
+        }
+    )
+
+
+def _withdrawn(
+    policy: ProductionPolicy, default_probes: Mapping[ProbeKind, Mapping[str, Any]]
+) -> frozenset[ExemptionKey]:
+    entries = policy.status.withdrawn_probes if policy.status is not None else None
+    if not entries:
+        return frozenset()
+    digests = {
+        kind: default_digest(probe)
+        for kind, probe in default_probes.items()
+        if kind in WITHDRAWABLE and getattr(policy.spec.probes, kind).on_injected_failure == "Withdraw"
+    }
+    return frozenset(
+        (e.workload.namespace, e.workload.kind, e.workload.name, e.container, e.probe)
+        for e in entries
+        if digests.get(e.probe) == e.default_digest
     )
 
 

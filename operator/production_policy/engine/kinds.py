@@ -113,3 +113,29 @@ def controller_kind(owner_references: Any) -> str | None:
         if kind in BY_KIND and kind != POD.kind and isinstance(api_version, str):
             return str(kind) if api_version.rpartition("/")[0] == BY_KIND[kind].group else None
     return None
+
+
+def pod_workload(metadata: Mapping[str, Any]) -> tuple[str, str]:
+    """(kind, name) of the workload a pod (its metadata) belongs to, from its controller owner reference.
+
+    A ReplicaSet's pod with the Deployment controller's ``pod-template-hash`` label belongs to the
+    Deployment: the Deployment controller names its ReplicaSets ``<deployment>-<hash>``, so the
+    Deployment's name is read off the ReplicaSet's without asking the API server. A StatefulSet's,
+    DaemonSet's, Job's or bare ReplicaSet's pod belongs to it; a pod no workload controls, to itself.
+    The probe watch and the mutating side both name workloads so (``engine.apiserver.cel`` in CEL).
+    """
+    name = metadata.get("name")
+    pod = (POD.kind, name if isinstance(name, str) else "")
+    owners = metadata.get("ownerReferences")
+    kind = controller_kind(owners)
+    if kind is None:
+        return pod
+    owner = next(o for o in owners or () if isinstance(o, Mapping) and o.get("controller") is True)
+    owner_name = owner.get("name")
+    if not isinstance(owner_name, str) or not owner_name:
+        return pod
+    labels = metadata.get("labels")
+    pod_hash = labels.get(_DEPLOYMENT_POD_LABEL) if isinstance(labels, Mapping) else None
+    if kind == "ReplicaSet" and isinstance(pod_hash, str) and owner_name.endswith(f"-{pod_hash}"):
+        return "Deployment", owner_name[: -len(pod_hash) - 1]
+    return kind, owner_name

@@ -12,7 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from production_policy.engine.compiled import CompiledPolicy
+from production_policy.engine import kinds
+from production_policy.engine.compiled import PROBE_KINDS, CompiledPolicy
 from production_policy.engine.defaulting import ContainerDefaults, pod_defaults
 from production_policy.engine.matching import matching_policies
 from production_policy.engine.merge import merge_defaults
@@ -34,9 +35,15 @@ def plan_mutation(
     namespace_labels: Mapping[str, str],
     policies: Sequence[CompiledPolicy],
 ) -> MutationPlan:
-    """The patch adding to ``pod`` the probes and resources its policies default; it never overwrites."""
+    """The patch adding to ``pod`` the probes and resources its policies default; it never overwrites.
+
+    A default probe its policy has withdrawn from this container of the pod's workload (see
+    :attr:`CompiledPolicy.withdrawn`) is left out, unless a matching policy requires that probe.
+    """
     view = pod_from_template(pod)
-    results = _needed(view, namespace, namespace_labels, policies) if view is not None else []
+    metadata = pod.get("metadata")
+    workload = kinds.pod_workload(metadata if isinstance(metadata, Mapping) else {})
+    results = _needed(view, namespace, namespace_labels, policies, workload) if view is not None else []
     if not results or view is None:
         return MutationPlan()
     patch: list[dict[str, Any]] = []
@@ -64,13 +71,39 @@ def needed_defaults(
 
 
 def _needed(
-    pod: PodView, namespace: str, namespace_labels: Mapping[str, str], policies: Sequence[CompiledPolicy]
+    pod: PodView,
+    namespace: str,
+    namespace_labels: Mapping[str, str],
+    policies: Sequence[CompiledPolicy],
+    workload: tuple[str, str] | None = None,
 ) -> list[ContainerDefaults]:
-    """The defaults of each container that gets any."""
+    """The defaults of each container that gets any (``workload``: (kind, name) of the pod's
+    workload, whose withdrawn defaults are left out; None: none are)."""
     matched = matching_policies(policies, namespace, namespace_labels, pod.labels, pod.kinds)
     if not matched:
         return []
-    return [result for result in pod_defaults(pod.spec, merge_defaults(matched)) if result.injections]
+    results = pod_defaults(pod.spec, merge_defaults(matched))
+    if workload is not None and any(policy.withdrawn for policy in matched):
+        results = [_without_withdrawn(result, namespace, workload, matched) for result in results]
+    return [result for result in results if result.injections]
+
+
+def _without_withdrawn(
+    result: ContainerDefaults, namespace: str, workload: tuple[str, str], matched: Sequence[CompiledPolicy]
+) -> ContainerDefaults:
+    """``result`` without the probes their policy withdrew from this container (a required one stays)."""
+    givers = {policy.name: policy for policy in matched}
+    required = {kind for policy in matched for kind, _ in policy.rules.required_probes}
+    kept = tuple(
+        injection
+        for injection in result.injections
+        if injection.label not in PROBE_KINDS
+        or injection.label in required
+        or (namespace, *workload, result.slot.name, injection.label) not in givers[injection.policy].withdrawn
+    )
+    if len(kept) == len(result.injections):
+        return result
+    return ContainerDefaults(result.slot, kept, result.probe_gaps, result.limit_gaps)
 
 
 def _entries(results: Sequence[ContainerDefaults]) -> list[str]:

@@ -36,6 +36,10 @@ ROLLED_AT_ANNOTATION = f"{PREFIX}config-rolled-at"
 TEMPLATE_DIGEST_ANNOTATION = f"{PREFIX}config-digest"
 """On the pod template (so on every pod): one digest of the referenced data. Changing it is the rollout."""
 
+WITHDRAWN_ANNOTATION = f"{PREFIX}withdrawn"
+"""On the pod template (so on every pod): the default probes withdrawn from its containers
+("app:liveness"), written when the controller rolls the workload so that its pods go without them."""
+
 WORKLOAD_OPT_OUT_ANNOTATION = f"{PREFIX}config-rollout"
 """On a workload: ``disabled`` means it is never rolled (nor given a baseline)."""
 

@@ -100,6 +100,8 @@ def desired_status(
         usable = reason == ACTIVE
         failing["probe_failing_workloads"] = probes.failing_workloads if usable else 0
         failing["probe_failures"] = probes.status_entries() if usable else []
+        if probes.withdrawn is not None:
+            failing["withdrawn_probes"] = probes.withdrawn_entries() if usable else []
     status = ProductionPolicyStatus(
         observed_generation=facts.generation,
         conditions=conditions,

@@ -9,6 +9,8 @@ clock: times come in as arguments):
   probes fail it (:class:`Failure`), under :class:`Thresholds`.
 - :mod:`.book` keeps the failures reported (:class:`FailureBook`), says which are new and which
   cleared, tallies them per policy, and words the Events and the status entries.
+- :mod:`.withdraw` decides, under ``onInjectedFailure: Withdraw``, which failing defaults to
+  withdraw from a workload, which withdrawals to lift, and which workloads to roll once.
 """
 
 from production_policy.engine.probewatch.book import (
@@ -36,31 +38,53 @@ from production_policy.engine.probewatch.facts import (
     pod_facts,
     workload_of,
 )
+from production_policy.engine.probewatch.withdraw import (
+    PROBE_RESTORED,
+    PROBE_WITHDRAWN,
+    Decision,
+    Exemption,
+    Lifted,
+    decide,
+    recorded,
+    restored_note,
+    roll_patch,
+    withdrawn_note,
+)
 
 __all__ = [
     "KILLING",
     "KUBELET_REASONS",
     "PROBE_FAILING",
     "PROBE_RECOVERED",
+    "PROBE_RESTORED",
+    "PROBE_WITHDRAWN",
     "UNHEALTHY",
     "Changes",
     "ContainerFacts",
+    "Decision",
+    "Exemption",
     "Failure",
     "FailureBook",
     "FailureKey",
     "KubeletReport",
+    "Lifted",
     "PodFacts",
     "ProbeTally",
     "ProbeWatch",
     "Thresholds",
+    "decide",
     "describe_probe",
     "failing_note",
     "injected_probes",
     "kubelet_report",
     "pod_facts",
+    "recorded",
     "recovered_note",
     "remedy",
+    "restored_note",
+    "roll_patch",
     "span",
     "status_message",
+    "withdrawn_note",
     "workload_of",
 ]

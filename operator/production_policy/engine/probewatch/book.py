@@ -11,15 +11,23 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from production_policy.api import MAX_STATUS_PROBE_FAILURES, StatusProbeFailure
+from production_policy.api import (
+    MAX_STATUS_PROBE_FAILURES,
+    MAX_STATUS_WITHDRAWN_PROBES,
+    StatusProbeFailure,
+    StatusWithdrawnProbe,
+)
 from production_policy.api.status import MESSAGE_MAX
 from production_policy.engine.audit.events import NOTE_MAX_BYTES, bounded_bytes
 from production_policy.engine.audit.judge import bounded
 from production_policy.engine.audit.subjects import WorkloadRef
 from production_policy.engine.compiled import probe_field
 from production_policy.engine.probewatch.detect import Failure, FailureKey
+
+if TYPE_CHECKING:  # withdraw reads this module's wording: importing it here would be a cycle
+    from production_policy.engine.probewatch.withdraw import Exemption
 
 PROBE_FAILING = "InjectedProbeFailing"
 """Reason of the Warning Event on the workload and on the policy when an injected probe fails it."""
@@ -45,6 +53,8 @@ class ProbeTally:
 
     failing_workloads: int = 0
     top: tuple[Failure, ...] = ()
+    withdrawn: tuple[Exemption, ...] | None = None
+    """Its defaults withdrawn from workloads (None: it is not the probe watch's to say)."""
 
     def status_entries(self) -> list[StatusProbeFailure]:
         """The status's ``probeFailures``: the first :data:`MAX_STATUS_PROBE_FAILURES` of ``top``."""
@@ -59,6 +69,12 @@ class ProbeTally:
             )
             for failure in self.top[:MAX_STATUS_PROBE_FAILURES]
         ]
+
+    def withdrawn_entries(self) -> list[StatusWithdrawnProbe]:
+        """The status's ``withdrawnProbes``: by workload, container and probe, at most
+        :data:`MAX_STATUS_WITHDRAWN_PROBES`."""
+        ordered = sorted(self.withdrawn or (), key=lambda e: (e.workload, e.container, e.probe))
+        return [exemption.status_entry() for exemption in ordered[:MAX_STATUS_WITHDRAWN_PROBES]]
 
 
 class FailureBook:
@@ -149,9 +165,10 @@ def remedy(failure: Failure) -> str:
 
 def status_message(failure: Failure) -> str:
     """The failure as the policy's status lists it: probe, symptom, the kubelet's word."""
+    held = f" ({failure.held})" if failure.held else ""
     return bounded(
         f"injected {failure.probe} probe ({describe_probe(failure.definition)}) {failure.symptom}: "
-        f"{failure.kubelet_message}",
+        f"{failure.kubelet_message}{held}",
         MESSAGE_MAX,
     )
 
@@ -163,7 +180,9 @@ def failing_note(failure: Failure) -> str:
     text = (
         f'{failure.workload.describe()}, container "{failure.container}": the injected {failure.probe} probe'
         f"{source} ({describe_probe(failure.definition)}) {failure.symptom}{pods}. "
-        f"Kubelet: {failure.kubelet_message}. To fix: {remedy(failure)}"
+        f"Kubelet: {failure.kubelet_message}. "
+        + (f"It is {failure.held}. " if failure.held else "")
+        + f"To fix: {remedy(failure)}"
     )
     return bounded_bytes(text, NOTE_MAX_BYTES)
 

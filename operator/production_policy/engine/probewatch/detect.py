@@ -70,6 +70,8 @@ class Failure:
     """The policy whose default this probe is (None: no matching policy has that default now)."""
     pods: int = field(default=1, compare=False)
     """How many pods of the current template show it."""
+    held: str = field(default="", compare=False)
+    """Why its policy's ``onInjectedFailure: Withdraw`` did not withdraw it ("" when not asked to)."""
 
     @property
     def key(self) -> FailureKey:
@@ -265,6 +267,7 @@ def _one_more_pod(failure: Failure) -> Failure:
         failure.kubelet_message,
         failure.policy,
         failure.pods + 1,
+        failure.held,
     )
 
 

@@ -111,28 +111,8 @@ def injected_probes(annotation: Any) -> dict[str, frozenset[ProbeKind]]:
 
 
 def workload_of(namespace: str, metadata: Mapping[str, Any]) -> WorkloadRef:
-    """The workload a pod belongs to, from its controller owner reference.
-
-    A ReplicaSet's pod with the Deployment controller's ``pod-template-hash`` label belongs to the
-    Deployment: the Deployment controller names its ReplicaSets ``<deployment>-<hash>``, so the
-    Deployment's name is read off the ReplicaSet's without asking the API server. A StatefulSet's,
-    DaemonSet's, Job's or bare ReplicaSet's pod belongs to it; a pod no workload controls, to itself.
-    """
-    name = metadata.get("name")
-    pod = WorkloadRef(namespace, kinds.POD.kind, name if isinstance(name, str) else "")
-    owners = metadata.get("ownerReferences")
-    kind = kinds.controller_kind(owners)
-    if kind is None:
-        return pod
-    owner = next(o for o in _list(owners) if isinstance(o, Mapping) and o.get("controller") is True)
-    owner_name = owner.get("name")
-    if not isinstance(owner_name, str) or not owner_name:
-        return pod
-    labels = metadata.get("labels")
-    pod_hash = labels.get("pod-template-hash") if isinstance(labels, Mapping) else None
-    if kind == "ReplicaSet" and isinstance(pod_hash, str) and owner_name.endswith(f"-{pod_hash}"):
-        return WorkloadRef(namespace, "Deployment", owner_name[: -len(pod_hash) - 1])
-    return WorkloadRef(namespace, kind, owner_name)
+    """The workload a pod belongs to (see :func:`production_policy.engine.kinds.pod_workload`)."""
+    return WorkloadRef(namespace, *kinds.pod_workload(metadata))
 
 
 def pod_facts(pod: Mapping[str, Any]) -> PodFacts | None:
