@@ -48,6 +48,7 @@ from tests.support.engine import (
     policy,
     resources,
     with_container_change,
+    with_withdrawals,
 )
 from tests.support.kube import wait_for
 from tests.unit import test_engine_mutation as mutation
@@ -330,7 +331,46 @@ def _kinds_cases() -> Iterator[Case]:
     yield _pod_case("kinds-bare-pod", pod(container()), defaults, job_defaults)
 
 
-CASES = [*_mutation_cases(), *_validation_cases(), *_ratchet_cases(), *_kinds_cases()]
+def _withdrawn_cases() -> Iterator[Case]:
+    """A liveness default withdrawn from container "app" of Deployment "owner" (the pods of its
+    ReplicaSet owner-5d9f), of StatefulSet "owner", and of the bare Pod "pod"."""
+    probes = {
+        "liveness": {
+            "default": {"httpGet": {"path": "/healthz", "port": "auto"}},
+            "onInjectedFailure": "Withdraw",
+        },
+        "readiness": {"default": TCP_AUTO},
+    }
+    withdrawing = with_withdrawals(
+        policy("withdrawing", probes=probes),
+        (SHOP, "Deployment", "owner", "app", "liveness"),
+        (SHOP, "StatefulSet", "owner", "app", "liveness"),
+        (SHOP, "Pod", "pod", "app", "liveness"),
+    )
+    of_deployment = _owned_pod("ReplicaSet", "apps/v1", {"pod-template-hash": "5d9f"})
+    of_deployment["metadata"]["ownerReferences"][0]["name"] = "owner-5d9f"
+    yield _pod_case("withdrawn-from-a-deployments-pods", of_deployment, withdrawing)
+    yield _pod_case(
+        "withdrawn-from-a-statefulsets-pods", _owned_pod("StatefulSet", "apps/v1", {}), withdrawing
+    )
+    yield _pod_case("withdrawn-from-a-bare-pod", pod(container()), withdrawing)
+    yield _pod_case(
+        "withdrawn-elsewhere-only",
+        _owned_pod("ReplicaSet", "apps/v1", {"pod-template-hash": "5d9f"}),
+        withdrawing,
+    )
+    yield _pod_case("withdrawn-but-another-container", pod(container("sidecar")), withdrawing)
+    strict = policy("strict", enforcement="Audit", probes={"liveness": {"required": True}})
+    yield _pod_case("withdrawn-but-required", of_deployment, withdrawing, strict)
+
+
+CASES = [
+    *_mutation_cases(),
+    *_validation_cases(),
+    *_ratchet_cases(),
+    *_kinds_cases(),
+    *_withdrawn_cases(),
+]
 
 
 @dataclass(frozen=True)

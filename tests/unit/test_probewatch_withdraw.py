@@ -10,6 +10,7 @@ import pytest
 
 from production_policy.api import PolicyError, parse_policy
 from production_policy.engine import compile_policy, plan_mutation
+from production_policy.engine.apiserver import InstallSettings, compile_policies
 from production_policy.engine.audit import WorkloadRef
 from production_policy.engine.audit.book import Tally
 from production_policy.engine.audit.status import PolicyFacts, desired_status
@@ -328,3 +329,17 @@ def test_the_status_lists_the_withdrawals_and_the_notes_say_what_happened() -> N
     note = withdrawn_note(exemption, rolled=True)
     assert "is withdrawn" in note and "rolled once" in note and "write a livenessProbe" in note
     assert "Pods created from now on" in restored_note(Lifted(exemption, "policy baseline is gone"))
+
+
+def test_the_compiled_map_carries_the_withdrawals_and_is_unchanged_without_them() -> None:
+    settings = InstallSettings("pp")
+    plain = compile_policies([withdrawing()], settings).objects[0]
+    exempted = compile_policies(
+        [with_status(withdrawing(), [exemption_of(withdrawing())])], settings
+    ).objects[0]
+    assert "workload" not in {v["name"] for v in plain["spec"]["variables"]}
+    variables = {v["name"]: v["expression"] for v in exempted["spec"]["variables"]}
+    assert '"shop/Deployment/web/app"' in variables["containers_probes"]
+    assert "variables.workload" in variables["containers_probes"]
+    unexempted = {v["name"]: v["expression"] for v in plain["spec"]["variables"]}
+    assert set(variables) - set(unexempted) == {"owners", "workload"}

@@ -29,6 +29,7 @@ from production_policy.engine.apiserver import (
 )
 from production_policy.engine.apiserver.canary import canary_objects, canary_probe, read_canary
 from production_policy.engine.apiserver.report import EngineState, compiled_condition
+from production_policy.engine.compiled import ExemptionKey
 from production_policy.engine.names import FIELD_MANAGER
 from production_policy.processes.clusterview import ClusterView
 
@@ -63,8 +64,14 @@ class CompiledPolicies:
         a failed sync): what the API server holds is then not known."""
         self._applied_in = 0.0
         """How long the last sync's applies took (for the log)."""
+        self._withdrawals: frozenset[ExemptionKey] = frozenset()
         self._wake = asyncio.Event()
         self._wake.set()  # the first sync runs at start
+
+    def withdrawals_applied(self) -> frozenset[ExemptionKey]:
+        """The withdrawn defaults (``CompiledPolicy.withdrawn``) the admission policies last applied
+        with success leave out: the probe watch rolls a workload only once they do."""
+        return self._withdrawals
 
     def policies_changed(self) -> None:
         """A policy was added, changed or deleted: compile and apply again."""
@@ -117,7 +124,9 @@ class CompiledPolicies:
 
     def _sync(self) -> tuple[EngineState, dict[str, list[str]]]:
         began = time.monotonic()
-        compilation = compile_policies(self.view.sorted_policies(), self.settings)
+        policies = self.view.sorted_policies()
+        withdrawals = frozenset(key for policy in policies for key in policy.withdrawn)
+        compilation = compile_policies(policies, self.settings)
         objects = applied.stamped(
             [*canary_objects(self.settings.operator_namespace, self.settings.labels), *compilation.objects]
         )
@@ -131,6 +140,7 @@ class CompiledPolicies:
                 self._read_back = False
             changed = applied.to_write(objects, self._known)
             if not changed and self.state is not None and _verified(self.state):
+                self._withdrawals = withdrawals
                 return self.state, compilation.not_compiled
             state = self._apply_and_verify(changed)
         except Exception as exc:  # the API server unreachable, say: report it, try at the next change
@@ -146,6 +156,7 @@ class CompiledPolicies:
         )
         if state.error is None:
             self._known.update({applied.key_of(obj): applied.stamp_of(obj) for obj in changed})
+            self._withdrawals = withdrawals
         else:
             self._read_back = True  # what the API server holds is unknown
         metrics.APISERVER_SYNCS.labels("ok" if state.error is None else "error").inc()

@@ -74,11 +74,13 @@ def not_compiled(policy: ProductionPolicy) -> list[str]:
 def compile_policies(policies: Sequence[CompiledPolicy], settings: InstallSettings) -> Compilation:
     """The MutatingAdmissionPolicy, the two ValidatingAdmissionPolicies and their bindings for
     ``policies`` (any order: they are sorted by precedence here), as plain dicts."""
-    ordered = tuple(compiled.policy for compiled in precedence_order(policies))
+    precedence = precedence_order(policies)
+    ordered = tuple(compiled.policy for compiled in precedence)
     defaults = collect_defaults(ordered)
     labels = dict(settings.labels)
     selector = system_namespace_selector(settings.operator_namespace, settings.excluded_namespaces)
-    mutating = mutating_policy(DEFAULTS_NAME, ordered, defaults, labels)
+    withdrawals = tuple(compiled.withdrawn for compiled in precedence)
+    mutating = mutating_policy(DEFAULTS_NAME, ordered, defaults, labels, withdrawals)
     enforce, warn = validating_policies(
         (ENFORCE_NAME, WARN_NAME), ordered, defaults, settings.validating_failure_policy, labels
     )

@@ -77,6 +77,20 @@ def controller_owners() -> str:
     )
 
 
+def pod_workload(pod_labels: str, owners: str) -> str:
+    """``<kind>/<name>`` of the admitted pod's workload (``kinds.pod_workload``), a CEL string, with
+    the pod's labels under the CEL name ``pod_labels`` and its :func:`controller_owners` under ``owners``."""
+    name = f"string({owners}[0].name)"
+    pod_hash = f'{pod_labels}["pod-template-hash"]'
+    return (
+        f'size({owners}) == 0 || {name} == "" ? "Pod/" + object.metadata.?name.orValue("") : '
+        f'{owners}[0].kind == "ReplicaSet" && "pod-template-hash" in {pod_labels}'
+        f' && {name}.endsWith("-" + {pod_hash})'
+        f' ? "Deployment/" + {name}.substring(0, size({name}) - size({pod_hash}) - 1) : '
+        f'string({owners}[0].kind) + "/" + {name}'
+    )
+
+
 def pod_kinds(owner: str, pod_labels: str) -> str:
     """The kinds ``match.kinds`` sees the admitted pod ``object`` as (``kinds.counted_as``), a CEL
     list of strings, with its ``controller_owners()`` under the CEL name ``owner`` and its labels

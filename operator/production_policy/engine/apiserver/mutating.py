@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from production_policy.api import ProductionPolicy
+from production_policy.api import ProbeTemplate, ProductionPolicy
 from production_policy.engine.apiserver.cel import (
     RESOURCE_KEYS,
     Defaults,
@@ -25,19 +25,57 @@ from production_policy.engine.apiserver.cel import (
     injected_request,
     lit,
     pod_kinds,
+    pod_workload,
     policy_match,
     probe_port_ok,
     probe_value,
     str_list,
 )
-from production_policy.engine.compiled import PROBE_KINDS
+from production_policy.engine.compiled import PROBE_KINDS, ExemptionKey, ProbeKind
 from production_policy.engine.mutation import escape_pointer
 from production_policy.engine.names import INJECTED_ANNOTATION
 
 FIELDS = ("containers", "initContainers")
 
 
-def _probes_to_add(field: str, defaults: Defaults) -> str:
+Withdrawn = dict[tuple[int, ProbeKind], list[str]]
+"""(policy index, probe kind) -> ``<namespace>/<kind>/<name>/<container>`` it is withdrawn from."""
+
+
+def _withdrawn(policies: Sequence[frozenset[ExemptionKey]]) -> Withdrawn:
+    """The withdrawals of each (precedence-ordered) policy, ``CompiledPolicy.withdrawn``, by policy
+    index and probe kind."""
+    found: Withdrawn = {}
+    for index, keys in enumerate(policies):
+        for namespace, kind, name, container, probe in sorted(keys):
+            found.setdefault((index, probe), []).append(f"{namespace}/{kind}/{name}/{container}")
+    return found
+
+
+def _probe_allowed(index: int, kind: ProbeKind, withdrawn: Withdrawn, requiring: Sequence[int]) -> str:
+    """CEL: the probe of policy ``index`` is not withdrawn from container ``c`` of this workload, or
+    a matching policy (of ``requiring``) requires it."""
+    keys = withdrawn.get((index, kind))
+    if not keys:
+        return "true"
+    required = " || ".join(f"variables.m{j}" for j in requiring)
+    exempt = f'!((variables.workload + "/" + string(c.name)) in {str_list(keys)})'
+    return f"({required} || {exempt})" if required else exempt
+
+
+def _injectable(
+    index: int, template: ProbeTemplate, kind: ProbeKind, withdrawn: Withdrawn, requiring: Sequence[int]
+) -> str:
+    """CEL: policy ``index``'s default of ``kind`` goes into container ``c``: its port resolves, and
+    it is not withdrawn (``defaulting._resolved_probe``, ``mutation._without_withdrawn``)."""
+    port_ok = probe_port_ok(template, "c")
+    allowed = _probe_allowed(index, kind, withdrawn, requiring)
+    return port_ok if allowed == "true" else f"({port_ok}) && {allowed}"
+
+
+def _probes_to_add(
+    field: str, defaults: Defaults, withdrawn: Withdrawn, requiring: dict[ProbeKind, list[int]]
+) -> str:
     """Per container of ``field``: the probe kinds to inject, in the engine's order."""
     parts = []
     takes = "true" if field == "containers" else 'c.?restartPolicy.orValue("") == "Always"'
@@ -45,7 +83,9 @@ def _probes_to_add(field: str, defaults: Defaults) -> str:
         entries = defaults.probes.get(kind)
         if not entries:
             continue
-        resolvable = chain([(i, probe_port_ok(t, "c")) for i, t in entries], "false")
+        resolvable = chain(
+            [(i, _injectable(i, t, kind, withdrawn, requiring.get(kind, []))) for i, t in entries], "false"
+        )
         parts.append(f"(({takes}) && !has(c.{kind}Probe) && ({resolvable}) ? [{lit(kind)}] : [])")
     body = " + ".join(parts) if parts else "[]"
     return f"object.spec.?{field}.orValue([]).map(c, {body})"
@@ -127,9 +167,14 @@ def _operations(field: str, defaults: Defaults) -> str:
 
 
 def mutating_policy(
-    name: str, policies: Sequence[ProductionPolicy], defaults: Defaults, labels: dict[str, str]
+    name: str,
+    policies: Sequence[ProductionPolicy],
+    defaults: Defaults,
+    labels: dict[str, str],
+    withdrawals: Sequence[frozenset[ExemptionKey]] = (),
 ) -> dict[str, Any]:
-    """The MutatingAdmissionPolicy for the precedence-ordered ``policies`` (see the module doc)."""
+    """The MutatingAdmissionPolicy for the precedence-ordered ``policies`` (see the module doc), with
+    ``withdrawals`` (each policy's ``CompiledPolicy.withdrawn``, in the same order) left out."""
     key = lit(INJECTED_ANNOTATION)
     variables: list[dict[str, str]] = [
         {"name": "ns", "expression": "namespaceObject.metadata.name"},
@@ -138,9 +183,18 @@ def mutating_policy(
         {"name": "owner", "expression": controller_owners()},
         {"name": "kinds", "expression": pod_kinds("variables.owner", "variables.podLabels")},
     ]
+    withdrawn = _withdrawn(withdrawals)
+    requiring: dict[ProbeKind, list[int]] = {
+        kind: [j for j, policy in enumerate(policies) if getattr(policy.spec.probes, kind).required]
+        for kind in {kind for _, kind in withdrawn}
+    }
+    if withdrawn:
+        workload = pod_workload("variables.podLabels", "variables.owner")
+        variables.append({"name": "workload", "expression": f'variables.ns + "/" + ({workload})'})
     givers = sorted(
         {i for entries in defaults.probes.values() for i, _ in entries}
         | {i for entries in (*defaults.requests.values(), *defaults.limits.values()) for i, _ in entries}
+        | {j for indexes in requiring.values() for j in indexes}
     )
     variables += [
         {
@@ -153,7 +207,9 @@ def mutating_policy(
     ]
     variables += default_variables(defaults)
     for field in FIELDS:
-        variables.append({"name": f"{field}_probes", "expression": _probes_to_add(field, defaults)})
+        variables.append(
+            {"name": f"{field}_probes", "expression": _probes_to_add(field, defaults, withdrawn, requiring)}
+        )
         if defaults.resources:
             variables.append({"name": f"{field}_res", "expression": _resources_to_add(field, defaults)})
         variables.append({"name": f"{field}_labels", "expression": _labels(field, defaults)})
