@@ -52,6 +52,15 @@ INJECTED_PROBE_FAILURES = Gauge(
 for _probe in ("readiness", "liveness", "startup"):
     INJECTED_PROBE_FAILURES.labels(_probe)
 
+WITHDRAWN_PROBES = Gauge(
+    "production_policy_withdrawn_probes",
+    "Default probes withdrawn from a workload now (onInjectedFailure: Withdraw), by probe kind: one per "
+    "workload, container and probe.",
+    ["probe"],
+)
+for _probe in ("liveness", "startup"):
+    WITHDRAWN_PROBES.labels(_probe)
+
 LEADER = Gauge(
     "production_policy_leader",
     "1 while this controller replica holds the leader-election Lease and acts; 0 while it stands by.",

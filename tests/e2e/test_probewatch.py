@@ -170,3 +170,86 @@ def test_a_restarting_injected_liveness_probe_is_in_the_status_the_column_events
     status = _wait_failing(cluster, dev_operator, name, 0)
     assert status["probeFailures"] == []
     assert "InjectedProbeRecovered" in {e.reason for e in cluster.core.list_namespaced_event(namespace).items}
+
+
+WITHDRAW = {"default": HEALTHZ, "onInjectedFailure": "Withdraw"}
+
+
+def test_withdraw_records_the_withdrawal_and_lifts_it_when_the_pod_is_gone(
+    cluster: Cluster, namespace: str, dev_operator: DevOperator, make_policy: Any
+) -> None:
+    name = f"withdraw-{namespace}"
+    make_policy(name, {"match": {"namespaces": [namespace]}, "probes": {"liveness": WITHDRAW}})
+    wait_for(lambda: "status" in _policy(cluster, name), TIMEOUT, 0.5, "the policy's first status")
+    ours = cluster.core.create_namespaced_pod(namespace, _held_pod("ours"))
+    _restarting(cluster, namespace, ours, 3)
+    _wait_failing(cluster, dev_operator, name, 1)
+
+    def withdrawn() -> list[dict[str, Any]] | None:
+        return _policy(cluster, name).get("status", {}).get("withdrawnProbes") or None
+
+    (entry,) = wait_for(withdrawn, TIMEOUT, 0.5, "the withdrawal in the policy's status")
+    assert entry["workload"] == {"kind": "Pod", "namespace": namespace, "name": "ours"}
+    assert (entry["container"], entry["probe"]) == ("app", "liveness")
+    assert "statuscode: 404" in entry["lastFailure"] and len(entry["defaultDigest"]) == 16
+    reasons = {e.reason for e in cluster.core.list_namespaced_event(namespace).items}
+    assert "InjectedProbeWithdrawn" in reasons
+    assert dev_operator.metrics()['production_policy_withdrawn_probes{probe="liveness"}'] >= 1
+
+    cluster.core.delete_namespaced_pod("ours", namespace, grace_period_seconds=0)
+    wait_for(lambda: withdrawn() is None, TIMEOUT, 0.5, "the withdrawal lifted once the pod is gone")
+
+    def restored() -> list[Any]:
+        events = cluster.core.list_namespaced_event(namespace).items
+        return [e for e in events if e.reason == "InjectedProbeRestored"]
+
+    (event,) = wait_for(restored, TIMEOUT, 0.5, "an InjectedProbeRestored Event")
+    assert "the workload is gone" in event.message
+
+
+def test_withdraw_does_not_withdraw_a_probe_a_matching_policy_requires_and_says_why(
+    cluster: Cluster, namespace: str, dev_operator: DevOperator, make_policy: Any
+) -> None:
+    name, strict = f"withdraw-{namespace}", f"strict-{namespace}"
+    make_policy(name, {"match": {"namespaces": [namespace]}, "probes": {"liveness": WITHDRAW}})
+    make_policy(
+        strict,
+        {
+            "match": {"namespaces": [namespace]},
+            "enforcement": "Audit",
+            "probes": {"liveness": {"required": True}},
+        },
+    )
+    wait_for(lambda: "status" in _policy(cluster, name), TIMEOUT, 0.5, "the policy's first status")
+    ours = cluster.core.create_namespaced_pod(namespace, _held_pod("ours"))
+    assert ours.metadata.annotations["productionpolicy.dev/injected"] == "app:liveness"
+    _restarting(cluster, namespace, ours, 3)
+    status = _wait_failing(cluster, dev_operator, name, 1)
+    (entry,) = status["probeFailures"]
+    why = f'not withdrawn: policy {strict} requires liveness: write a livenessProbe for container "app"'
+    assert why in entry["message"]
+    assert not status.get("withdrawnProbes")
+
+    def failing_events() -> list[Any]:
+        events = cluster.core.list_namespaced_event(namespace).items
+        return [e for e in events if e.reason == "InjectedProbeFailing"]
+
+    (event,) = wait_for(failing_events, TIMEOUT, 0.5, "an InjectedProbeFailing Event about the pod")
+    assert why in event.message
+    assert not _policy(cluster, name).get("status", {}).get("withdrawnProbes")
+    assert "InjectedProbeWithdrawn" not in {
+        e.reason for e in cluster.core.list_namespaced_event(namespace).items
+    }
+
+
+def test_withdraw_on_readiness_is_refused_when_the_policy_is_applied(
+    cluster: Cluster, make_policy: Any
+) -> None:
+    with pytest.raises(client.ApiException) as refused:
+        make_policy(
+            "readiness-withdraw",
+            {"probes": {"readiness": {"default": HEALTHZ, "onInjectedFailure": "Withdraw"}}},
+        )
+    assert refused.value.status == 422
+    assert "spec.probes.readiness.onInjectedFailure" in str(refused.value.body)
+    assert "a readiness probe is never withdrawn" in str(refused.value.body)

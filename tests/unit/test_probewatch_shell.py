@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import cast
 
 import pytest
 from prometheus_client import REGISTRY
@@ -10,14 +11,24 @@ from prometheus_client import REGISTRY
 from production_policy import kube
 from production_policy.audit.auditor import Auditor
 from production_policy.cli import _controller_options, build_parser
-from production_policy.engine.probewatch import PROBE_FAILING, PROBE_RECOVERED, Thresholds, kubelet_report
+from production_policy.engine.probewatch import (
+    PROBE_FAILING,
+    PROBE_RECOVERED,
+    PROBE_RESTORED,
+    PROBE_WITHDRAWN,
+    Thresholds,
+    kubelet_report,
+    roll_patch,
+)
 from production_policy.probewatch import ProbeWatcher, register_probewatch
+from production_policy.probewatch import watcher as watcher_module
 from production_policy.probewatch.kubelet import field_selector
 from production_policy.processes import runtime
 from production_policy.processes.clusterview import ClusterView
 from production_policy.processes.options import ControllerOptions
+from tests.support.engine import TCP_AUTO
 from tests.unit.test_audit_auditor import NS, FakeAPI, api, flush_all, make_auditor, policy_body, workload
-from tests.unit.test_probewatch import T0, a_pod, an_event
+from tests.unit.test_probewatch import T0, WEB, a_pod, an_event
 
 __all__ = ["api"]  # the fixture, shared with the audit's tests
 
@@ -157,3 +168,69 @@ def test_an_event_about_an_unknown_pod_is_dropped(monkeypatch: pytest.MonkeyPatc
     assert report is not None
     watcher.kubelet_reported(report)
     assert posted == [] and len(watcher.book) == 0
+
+
+WITHDRAW = {
+    "match": {"namespaces": [NS]},
+    "probes": {
+        "liveness": {
+            "default": {"httpGet": {"path": "/healthz", "port": "auto"}},
+            "onInjectedFailure": "Withdraw",
+        }
+    },
+}
+
+
+def test_withdraw_records_the_exemption_rolls_once_and_lifts_it_when_the_default_changes(
+    api: FakeAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rolls: list[tuple[str, str, str, dict[str, object]]] = []
+    monkeypatch.setattr(
+        kube, "patch_workload", lambda _api, kind, ns, name, patch: rolls.append((kind, ns, name, patch))
+    )
+    monkeypatch.setattr(watcher_module, "ROLL_SETTLE_SECONDS", 0.0)
+
+    async def scenario() -> None:
+        watcher, auditor, _, now = setup(monkeypatch)
+        watcher.api = cast(kube.ApiClient, object())  # the call is faked
+        said: list[kube.EventSpec] = []
+        monkeypatch.setattr(auditor, "post", said.append)
+        view = watcher.view
+        view.policy_event("MODIFIED", "liveness", policy_body("liveness", WITHDRAW))
+        watcher.pod_event(None, a_pod(injected="app:liveness"))
+        restart(watcher, now, 3)
+        reasons = [(event.reason, event.regarding["kind"]) for event in said]
+        assert (PROBE_WITHDRAWN, "Deployment") in reasons and (PROBE_WITHDRAWN, "ProductionPolicy") in reasons
+        await flush_all(auditor)
+        (entry,) = api.statuses["liveness"]["withdrawnProbes"]
+        assert entry["workload"] == {"kind": "Deployment", "namespace": NS, "name": "web"}
+        assert (entry["container"], entry["probe"]) == ("app", "liveness")
+        assert "statuscode: 404" in entry["lastFailure"]
+
+        await watcher.roll_due()
+        assert rolls == []  # the view does not have it yet: the webhooks may not either
+        body = policy_body("liveness", WITHDRAW, **api.statuses["liveness"])
+        view.policy_event("MODIFIED", "liveness", body)  # the status write, back through the watch
+        await watcher.roll_due()  # seen
+        await watcher.roll_due()  # and settled: rolled
+        await watcher.roll_due()
+        assert rolls == [("Deployment", NS, "web", roll_patch(watcher._exemptions_of(WEB)))]
+
+        # A restart of the controller reads the withdrawal back from the status.
+        again = ProbeWatcher(view, ControllerOptions(instance="test"), watcher.audit)
+        assert again.tally("liveness").withdrawn == watcher.tally("liveness").withdrawn
+
+        changed = {**WITHDRAW, "probes": {"liveness": {"default": TCP_AUTO, "onInjectedFailure": "Withdraw"}}}
+        view.policy_event(
+            "MODIFIED", "liveness", policy_body("liveness", changed, 2, **api.statuses["liveness"])
+        )
+        said.clear()
+        watcher.decide(WEB)
+        restored = [event for event in said if event.reason == PROBE_RESTORED]
+        assert {event.regarding["kind"] for event in restored} == {"Deployment", "ProductionPolicy"}
+        assert "changed its liveness default" in restored[0].note
+        await flush_all(auditor)
+        assert api.statuses["liveness"]["withdrawnProbes"] == []
+        assert len(rolls) == 1
+
+    asyncio.run(scenario())

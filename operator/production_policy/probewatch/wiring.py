@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 import kopf
@@ -17,6 +18,7 @@ import kopf
 from production_policy import kube
 from production_policy.audit.auditor import Auditor
 from production_policy.engine import kinds
+from production_policy.engine.compiled import ExemptionKey
 from production_policy.engine.names import INJECTED_ANNOTATION
 from production_policy.probewatch.kubelet import KubeletEvents
 from production_policy.probewatch.watcher import ProbeWatcher
@@ -30,20 +32,23 @@ def register_probewatch(
     view: ClusterView,
     options: ControllerOptions,
     audit: runtime.Started[Auditor],
+    compiled: Callable[[], frozenset[ExemptionKey]] | None = None,
 ) -> ProbeWatcher | None:
     """Watch what the injected probes do (``audit``: the audit, once started, posts the Events and
-    writes the statuses); None (nothing registered) when ``options.probe_watch`` is off. Give the
+    writes the statuses; ``compiled``: the withdrawals the compiled admission policies last applied
+    hold, when they run); None (nothing registered) when ``options.probe_watch`` is off. Give the
     result's ``tally`` to the audit.
     """
     if not options.probe_watch:
         return None
-    watcher = ProbeWatcher(view, options, audit)
+    watcher = ProbeWatcher(view, options, audit, compiled=compiled)
     ignored = options.all_ignored_namespaces
     tasks: list[asyncio.Task[None]] = []
     feeds: list[KubeletEvents] = []
 
     @kopf.on.startup(registry=registry, id="probewatch-startup")
     async def start(**_: Any) -> None:
+        watcher.api = kube.api_client(connections=1)  # the rolls, one at a time
         feed = KubeletEvents(kube.api_client(connections=2), ignored, watcher.kubelet_reported)
         feeds.append(feed)
         feed.start()
@@ -58,6 +63,8 @@ def register_probewatch(
         for feed in feeds:
             feed.stop()
             feed.close()
+        if watcher.api is not None:
+            watcher.api.close()
 
     def wanted(namespace: str | None, **_: Any) -> bool:
         return namespace not in ignored

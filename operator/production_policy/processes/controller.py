@@ -71,7 +71,9 @@ async def _act(options: ControllerOptions) -> None:
     register_controller(registry, view, options)
     audit: runtime.Started[Auditor] = runtime.Started("the audit")
     compiled = register_compiled(registry, view, options, audit)
-    probes = register_probewatch(registry, view, options, audit)
+    probes = register_probewatch(
+        registry, view, options, audit, compiled.withdrawals_applied if compiled is not None else None
+    )
     register_audit(
         registry,
         view,

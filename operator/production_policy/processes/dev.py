@@ -43,7 +43,9 @@ async def run_dev(port: int, settings: configuration.WebhookSettings, controller
                 register_controller(registry, view, controller)
                 audit: runtime.Started[Auditor] = runtime.Started("the audit")
                 compiled = register_compiled(registry, view, controller, audit)
-                probes = register_probewatch(registry, view, controller, audit)
+                probes = register_probewatch(
+                    registry, view, controller, audit, compiled.withdrawals_applied if compiled else None
+                )
                 register_audit(
                     registry,
                     view,
