@@ -2,12 +2,14 @@
 
 One release for the module, installed as the README says (devtools/kind/release.py) with shorter
 probe-watch thresholds (2 restarts, 45 s unready) so a test waits a minute, not five. Each test has
-its own namespace and its own policy matching only it. On KWOK none of this could fail: no probe
-runs there, nothing restarts, and every pod is Ready.
+its own namespace and its own policy matching only it. The last one withdraws a failing default
+(``onInjectedFailure: Withdraw``) through the admission engines the chart runs. On KWOK none of
+this could fail: no probe runs there, nothing restarts, and every pod is Ready.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -75,6 +77,12 @@ def _deployment(name: str, image: str, command: str, **container: Any) -> dict[s
             },
         },
     }
+
+
+def _users(image: str) -> dict[str, Any]:
+    """Serves only /, with the user's own liveness probe on /healthz: it fails as the injected one would."""
+    liveness = {**HEALTHZ, "httpGet": {"path": "/healthz", "port": 8080}}
+    return _deployment("users", image, web_server("only /"), livenessProbe=liveness)
 
 
 def _status(kind_cluster: KindNodes, name: str) -> dict[str, Any]:
@@ -146,13 +154,7 @@ def test_an_injected_liveness_default_the_app_does_not_answer_is_caught_and_a_us
     # Serves only /: the injected GET /healthz gets 404 and the kubelet restarts it.
     apps.create_namespaced_deployment(namespace, _deployment("web", busybox, web_server("only /")))
     # The same failing probe, written by the user: the webhook leaves it alone, so it is not ours.
-    users = _deployment(
-        "users",
-        busybox,
-        web_server("only /"),
-        livenessProbe={**HEALTHZ, "httpGet": {"path": "/healthz", "port": 8080}},
-    )
-    apps.create_namespaced_deployment(namespace, users)
+    apps.create_namespaced_deployment(namespace, _users(busybox))
     # Healthy under the same policy: it serves /healthz too.
     healthy = "mkdir -p /tmp/www && echo ok > /tmp/www/healthz && " + web_server("ok")
     apps.create_namespaced_deployment(namespace, _deployment("healthy", busybox, healthy))
@@ -240,3 +242,97 @@ def test_an_injected_readiness_default_on_a_port_nothing_listens_on_is_caught(
         and "connection refused" in entry["message"]
     )
     assert _restarts(kind_cluster, namespace, "deaf") == 0
+
+
+def _pods(kind_cluster: KindNodes, namespace: str, app: str) -> list[Any]:
+    pods = kind_cluster.cluster.core.list_namespaced_pod(namespace, label_selector=f"app={app}").items
+    return [p for p in pods if p.metadata.deletion_timestamp is None]
+
+
+def _withdrawn(name: str) -> Callable[[dict[str, Any]], bool]:
+    def check(status: dict[str, Any]) -> bool:
+        return any(e["workload"]["name"] == name for e in status.get("withdrawnProbes") or [])
+
+    return check
+
+
+def test_withdraw_takes_a_failing_liveness_default_out_of_the_deployment_once_and_back_when_fixed(
+    kind_cluster: KindNodes, release: Release, namespace: str, make_policy: Any
+) -> None:
+    apps = client.AppsV1Api(kind_cluster.cluster.api)
+    policy = f"withdraw-{namespace}"
+    liveness = {"default": HEALTHZ, "onInjectedFailure": "Withdraw"}
+    make_policy(policy, {"match": {"namespaces": [namespace]}, "probes": {"liveness": liveness}})
+    busybox = kind_cluster.busybox
+    apps.create_namespaced_deployment(namespace, _deployment("web", busybox, web_server("only /")))
+    # The same failing probe, written by the user: never reported as ours, so never withdrawn.
+    apps.create_namespaced_deployment(namespace, _users(busybox))
+
+    status = _wait_status(kind_cluster, release, policy, _withdrawn("web"), "web's liveness withdrawn")
+    (entry,) = status["withdrawnProbes"]
+    assert entry["workload"] == {"kind": "Deployment", "namespace": namespace, "name": "web"}
+    assert (entry["container"], entry["probe"]) == ("app", "liveness")
+    assert "httpGet /healthz on port 8080" in entry["lastFailure"] and "404" in entry["lastFailure"]
+    (event,) = wait_for(
+        lambda: _events(kind_cluster, namespace, "InjectedProbeWithdrawn"), 60, 1, "the Event"
+    )
+    assert (event.involved_object.kind, event.involved_object.name) == ("Deployment", "web")
+    assert "rolled once" in event.message
+
+    # Rolled once: the template says what is withdrawn, and the new pods run without that probe.
+    def rolled() -> Any:
+        deployment = apps.read_namespaced_deployment("web", namespace)
+        annotations = deployment.spec.template.metadata.annotations or {}
+        done = (deployment.status.updated_replicas or 0) == 1 and (deployment.status.ready_replicas or 0) == 1
+        settled = done and len(_pods(kind_cluster, namespace, "web")) == 1
+        return (
+            deployment
+            if annotations.get("productionpolicy.dev/withdrawn") == "app:liveness" and settled
+            else None
+        )
+
+    deployment = wait_for(rolled, DETECTED, 2, "web rolled once, its new pod ready")
+    generation = deployment.metadata.generation
+    (pod,) = _pods(kind_cluster, namespace, "web")
+    (app,) = pod.spec.containers
+    assert app.liveness_probe is None
+    assert "app:liveness" not in pod.metadata.annotations.get("productionpolicy.dev/injected", "")
+    # It stops restarting: over a watched interval as long as the withdrawn probe took to kill it
+    # several times over (1 s delay + 2 failures x 3 s), its restart count stays 0.
+    for _ in range(10):
+        (pod,) = _pods(kind_cluster, namespace, "web")
+        assert [s.restart_count for s in pod.status.container_statuses] == [0]
+        time.sleep(3)
+    assert (
+        apps.read_namespaced_deployment("web", namespace).metadata.generation == generation
+    )  # no second roll
+
+    # The user's probe failed as often, and was neither reported nor withdrawn.
+    assert _restarts(kind_cluster, namespace, "users") >= RESTARTS
+    status = _status(kind_cluster, policy)
+    assert [e["workload"]["name"] for e in status["withdrawnProbes"]] == ["web"]
+    assert "users" not in [f["name"] for f in status.get("probeFailures") or []]
+    assert all(
+        p.spec.containers[0].liveness_probe is not None for p in _pods(kind_cluster, namespace, "users")
+    )
+
+    # A default the app answers: the withdrawal is lifted, and an Event says why.
+    custom = client.CustomObjectsApi(kind_cluster.cluster.api)
+    answered = {**TCP, "httpGet": None}  # a merge patch: null drops the httpGet
+    custom.patch_cluster_custom_object(
+        GROUP, VERSION, PLURAL, policy, {"spec": {"probes": {"liveness": {"default": answered}}}}
+    )
+    _wait_status(
+        kind_cluster, release, policy, lambda s: not s.get("withdrawnProbes"), "the withdrawal lifted"
+    )
+    (restored,) = wait_for(
+        lambda: [
+            e
+            for e in _events(kind_cluster, namespace, "InjectedProbeRestored")
+            if e.involved_object.name == "web"
+        ],
+        60,
+        1,
+        "the InjectedProbeRestored Event",
+    )
+    assert "changed its liveness default" in restored.message
