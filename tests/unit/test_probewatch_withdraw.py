@@ -15,7 +15,7 @@ from production_policy.engine.audit import WorkloadRef
 from production_policy.engine.audit.book import Tally
 from production_policy.engine.audit.status import PolicyFacts, desired_status
 from production_policy.engine.compiled import CompiledPolicy, default_digest
-from production_policy.engine.names import WITHDRAWN_ANNOTATION
+from production_policy.engine.names import INJECTED_ANNOTATION, WITHDRAWN_ANNOTATION
 from production_policy.engine.pods import PodView, pod_from_template
 from production_policy.engine.probewatch import (
     Exemption,
@@ -343,3 +343,27 @@ def test_the_compiled_map_carries_the_withdrawals_and_is_unchanged_without_them(
     assert "variables.workload" in variables["containers_probes"]
     unexempted = {v["name"]: v["expression"] for v in plain["spec"]["variables"]}
     assert set(variables) - set(unexempted) == {"owners", "workload"}
+
+
+def test_a_bare_pods_own_injected_probe_does_not_lift_its_withdrawal() -> None:
+    pod = WorkloadRef("shop", "Pod", "one-off")
+    body: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "one-off",
+            "namespace": "shop",
+            "annotations": {INJECTED_ANNOTATION: "app:liveness"},
+        },
+        "spec": {
+            "containers": [{"name": "app", "ports": [{"containerPort": 8080}], "livenessProbe": HEALTHZ_AUTO}]
+        },
+    }
+    view = pod_from_template(body)
+    exemption = exemption_of(withdrawing(), pod)
+    assert decide(pod, (), (exemption,), [withdrawing()], view, False, {}, {}, NOW).lifted == ()
+    del body["metadata"]["annotations"]  # the user's own probe
+    (lifted,) = decide(
+        pod, (), (exemption,), [withdrawing()], pod_from_template(body), False, {}, {}, NOW
+    ).lifted
+    assert "of its own" in lifted.reason

@@ -234,7 +234,11 @@ def _lift_reason(
     container = next((slot.container for slot in slots if slot.name == exemption.container), None)
     if container is None:
         return f'the workload has no container "{exemption.container}" any more'
-    if container.get(probe_field(kind)) is not None:
+    # A bare Pod is its own template: the probe injected into it before the withdrawal is not the user's.
+    if (
+        container.get(probe_field(kind)) is not None
+        and f"{exemption.container}:{kind}" not in template.injected
+    ):
         return f'container "{exemption.container}" now has a {probe_field(kind)} of its own'
     giver = merge_defaults(matched).probes.get(kind) if matched else None
     if giver is None or giver.policy != policy.name:
