@@ -342,7 +342,7 @@ def test_the_compiled_map_carries_the_withdrawals_and_is_unchanged_without_them(
     assert '"shop/Deployment/web/app"' in variables["containers_probes"]
     assert "variables.workload" in variables["containers_probes"]
     unexempted = {v["name"]: v["expression"] for v in plain["spec"]["variables"]}
-    assert set(variables) - set(unexempted) == {"owners", "workload"}
+    assert set(variables) - set(unexempted) == {"workload"}
 
 
 def test_a_bare_pods_own_injected_probe_does_not_lift_its_withdrawal() -> None:
