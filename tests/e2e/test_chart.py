@@ -25,14 +25,12 @@ from typing import Any
 import pytest
 import yaml
 from kubernetes import client
-from kubernetes.client.rest import ApiException
 
 from devtools.devcluster.controlplane import free_port
-from production_policy.admission import configuration
 from production_policy.kube import webhooks
 from tests.support import processes, rbac
-from tests.support.cluster import Cluster, remove_webhook_configurations
-from tests.support.helm import CHART, Helm, documents, is_hook, kubectl, one
+from tests.support.cluster import Cluster, ca_bundles, remove_webhook_configurations, webhook_configurations
+from tests.support.helm import CHART, Helm, assert_uninstalled, documents, is_hook, kubectl, one
 from tests.support.identity import (
     ServiceAccountRef,
     can_i,
@@ -61,21 +59,6 @@ def release_namespace(cluster: Cluster) -> Iterator[str]:
     cluster.core.create_namespace({"metadata": {"name": NAMESPACE}})
     yield NAMESPACE
     cluster.core.delete_namespace(NAMESPACE)
-
-
-def _webhook_configurations(cluster: Cluster) -> dict[str, Any]:
-    admission = client.AdmissionregistrationV1Api(cluster.api)
-    found: dict[str, Any] = {}
-    for kind, read in (
-        ("MutatingWebhookConfiguration", admission.read_mutating_webhook_configuration),
-        ("ValidatingWebhookConfiguration", admission.read_validating_webhook_configuration),
-    ):
-        try:
-            found[kind] = read(configuration.CONFIGURATION_NAME)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
-    return found
 
 
 @dataclass
@@ -149,7 +132,7 @@ def test_server_side_dry_run_accepts_the_rendered_chart(
     assert result.returncode == 0, result.stderr
     accepted = [line for line in result.stdout.splitlines() if "(server dry run)" in line]
     assert len(accepted) == len(objects), result.stdout  # every object, hooks and the CRD included
-    assert not _webhook_configurations(cluster), "a dry run must leave nothing behind"
+    assert not webhook_configurations(cluster), "a dry run must leave nothing behind"
 
 
 def test_with_cert_manager_only_its_own_kinds_are_refused_for_want_of_its_crds(
@@ -222,7 +205,7 @@ def test_install_notes_say_what_is_never_enforced_and_how_to_recover(release: Re
 
 def test_webhook_configurations_trust_the_generated_ca(cluster: Cluster, release: Release) -> None:
     secret = cluster.core.read_namespaced_secret(f"{RELEASE}-webhook-tls", NAMESPACE)
-    configs = _webhook_configurations(cluster)
+    configs = webhook_configurations(cluster)
     assert set(configs) == set(webhooks.KINDS)
     for config in configs.values():
         for webhook in config.webhooks:
@@ -472,13 +455,9 @@ def test_controller_process_runs_with_the_chart_identity(
 # ---- upgrade, the uninstall hook, uninstall ---------------------------------------------
 
 
-def _ca_bundles(cluster: Cluster) -> set[str]:
-    return {w.client_config.ca_bundle for c in _webhook_configurations(cluster).values() for w in c.webhooks}
-
-
 def test_upgrade_keeps_the_certificates(cluster: Cluster, release: Release) -> None:
     before = cluster.core.read_namespaced_secret(f"{RELEASE}-webhook-tls", NAMESPACE).data
-    bundles = _ca_bundles(cluster)
+    bundles = ca_bundles(cluster)
     assert bundles == {before["ca.crt"]}
     started = time.monotonic()
     release.helm.run(
@@ -496,7 +475,7 @@ def test_upgrade_keeps_the_certificates(cluster: Cluster, release: Release) -> N
     )
     print(f"helm upgrade --wait: {time.monotonic() - started:.1f}s")
     assert cluster.core.read_namespaced_secret(f"{RELEASE}-webhook-tls", NAMESPACE).data == before
-    assert _ca_bundles(cluster) == bundles
+    assert ca_bundles(cluster) == bundles
     # The upgrade did change something: the webhook pods were replaced.
     template = cluster.apps.read_namespaced_deployment(f"{RELEASE}-webhook", NAMESPACE).spec.template
     assert template.metadata.annotations == {"upgraded": "yes"}
@@ -527,34 +506,23 @@ def test_the_uninstall_hook_command_deletes_exactly_the_webhook_configurations(
         job = one(hook_objects, "Job")["spec"]["template"]["spec"]["containers"][0]
         process = processes.start(job["args"], kubeconfig, tmp_path / "cleanup.log", NAMESPACE)
         assert process.popen.wait(60) == 0, process.log()
-        assert not _webhook_configurations(cluster)
+        assert not webhook_configurations(cluster)
     finally:
         kubectl(cluster.kubeconfig, "delete", "-f", "-", stdin=manifest, check=False)
     # Helm puts back what was deleted behind its back, with the same CA.
     bundles = {cluster.core.read_namespaced_secret(f"{RELEASE}-webhook-tls", NAMESPACE).data["ca.crt"]}
     release.helm.run("upgrade", RELEASE, str(CHART), "-n", NAMESPACE, "--reuse-values", "--wait")
-    assert set(_webhook_configurations(cluster)) == set(webhooks.KINDS)
-    assert _ca_bundles(cluster) == bundles
+    assert set(webhook_configurations(cluster)) == set(webhooks.KINDS)
+    assert ca_bundles(cluster) == bundles
 
 
 def test_uninstall_leaves_no_webhook_configuration(cluster: Cluster, release: Release) -> None:
     objects = release.objects()
-    assert _webhook_configurations(cluster)
+    assert webhook_configurations(cluster)
     started = time.monotonic()
     release.helm.run("uninstall", RELEASE, "-n", NAMESPACE, "--wait", "--timeout", "120s")
     print(f"helm uninstall --wait (pre-delete hook included): {time.monotonic() - started:.1f}s")
-    assert not _webhook_configurations(cluster)
-    left = kubectl(
-        cluster.kubeconfig,
-        "get",
-        "-f",
-        "-",
-        "-o",
-        "name",
-        "--ignore-not-found",
-        stdin=yaml.safe_dump_all(objects),
-    ).stdout.split()
-    assert not left, f"left behind: {left}"
+    assert_uninstalled(cluster, objects)
     hook_leftovers = kubectl(
         cluster.kubeconfig,
         "get",

@@ -15,15 +15,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from devtools.kind.release import Release
-from production_policy.admission.configuration import CONFIGURATION_NAME
 from production_policy.engine.apiserver import POLICY_NAMES
-from tests.support.cluster import KindNodes
-from tests.support.helm import documents
+from tests.support.cluster import KindNodes, ca_bundles, webhook_configurations
+from tests.support.helm import assert_uninstalled, documents
 from tests.support.kube import deployment, kubectl, pod_ready, wait_for
 from tests.support.operator_identity import service_accounts
 from tests.support.pods import pod, wait_finished
@@ -46,35 +44,12 @@ def _pods(kind_cluster: KindNodes, release: Release, component: str) -> list[Any
     return [p for p in found if p.metadata.deletion_timestamp is None]
 
 
-def _configurations(kind_cluster: KindNodes) -> dict[str, Any]:
-    admission = client.AdmissionregistrationV1Api(kind_cluster.cluster.api)
-    found: dict[str, Any] = {}
-    for kind, read in (
-        ("MutatingWebhookConfiguration", admission.read_mutating_webhook_configuration),
-        ("ValidatingWebhookConfiguration", admission.read_validating_webhook_configuration),
-    ):
-        try:
-            found[kind] = read(CONFIGURATION_NAME)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
-    return found
-
-
 def _ca(kind_cluster: KindNodes, release: Release) -> str:
     """The CA the chart keeps in the webhook's TLS Secret (base64, as caBundle holds it)."""
     secret = kind_cluster.cluster.core.read_namespaced_secret(
         f"{release.name}-webhook-tls", release.namespace
     )
     return str(secret.data["ca.crt"])
-
-
-def _ca_bundles(kind_cluster: KindNodes) -> set[str]:
-    return {
-        webhook.client_config.ca_bundle
-        for configuration in _configurations(kind_cluster).values()
-        for webhook in configuration.webhooks
-    }
 
 
 def _in_pod(kind_cluster: KindNodes, release: Release, pod_name: str, script: str, *args: str) -> str:
@@ -177,9 +152,9 @@ def test_helm_test_runs_its_pod_and_it_passes(chart_release: Release) -> None:
 def test_both_webhook_configurations_trust_the_installed_ca(
     kind_cluster: KindNodes, chart_release: Release
 ) -> None:
-    configurations = _configurations(kind_cluster)
+    configurations = webhook_configurations(kind_cluster.cluster)
     assert set(configurations) == {"MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"}
-    assert _ca_bundles(kind_cluster) == {_ca(kind_cluster, chart_release)}
+    assert ca_bundles(kind_cluster.cluster) == {_ca(kind_cluster, chart_release)}
     for configuration in configurations.values():
         for webhook in configuration.webhooks:
             assert webhook.client_config.service.namespace == chart_release.namespace
@@ -367,7 +342,7 @@ def test_upgrade_keeps_serving_with_the_same_ca_and_no_failed_admission(
     assert {p.metadata.name for p in after}.isdisjoint(before)
     assert all(p.metadata.annotations.get("upgraded") == token for p in after)
     assert _ca(kind_cluster, chart_release) == ca
-    assert _ca_bundles(kind_cluster) == {ca}
+    assert ca_bundles(kind_cluster.cluster) == {ca}
     assert "Phase:          Succeeded" in chart_release.test()
 
 
@@ -379,22 +354,11 @@ def test_uninstall_leaves_no_webhook_configuration_and_pods_can_be_created(
     objects = _objects(chart_release)
     chart_release.uninstall()
     assert not chart_release.installed()
-    assert not _configurations(kind_cluster)
+    assert_uninstalled(kind_cluster.cluster, objects)
     admission = client.AdmissionregistrationV1Api(kind_cluster.cluster.api)
     compiled = {p.metadata.name for p in admission.list_validating_admission_policy().items}
     compiled |= {p.metadata.name for p in admission.list_mutating_admission_policy().items}
     assert not compiled & set(POLICY_NAMES), compiled
-    left = kubectl(
-        str(chart_release.kubeconfig),
-        "get",
-        "-f",
-        "-",
-        "-o",
-        "name",
-        "--ignore-not-found",
-        stdin=yaml.safe_dump_all(objects),
-    )
-    assert left.returncode == 0 and not left.stdout.split(), left.stdout + left.stderr
     core = kind_cluster.cluster.core
     core.create_namespaced_pod(
         namespace, pod("after", kind_cluster.busybox, "echo created", restart_policy="Never")

@@ -167,6 +167,27 @@ def _https_ok(url: str) -> bool:
         return False
 
 
+def webhook_configurations(cluster: Cluster) -> dict[str, Any]:
+    """Our MutatingWebhookConfiguration and ValidatingWebhookConfiguration, by kind, those that exist."""
+    admission = client.AdmissionregistrationV1Api(cluster.api)
+    found: dict[str, Any] = {}
+    for kind, read in (
+        ("MutatingWebhookConfiguration", admission.read_mutating_webhook_configuration),
+        ("ValidatingWebhookConfiguration", admission.read_validating_webhook_configuration),
+    ):
+        try:
+            found[kind] = read(CONFIGURATION_NAME)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+    return found
+
+
+def ca_bundles(cluster: Cluster) -> set[str]:
+    """Every caBundle our webhook configurations hold (one, when they trust one CA)."""
+    return {w.client_config.ca_bundle for c in webhook_configurations(cluster).values() for w in c.webhooks}
+
+
 def remove_webhook_configurations(cluster: Cluster) -> None:
     """A killed operator leaves its configurations behind; later tests must not inherit them."""
     admission = client.AdmissionregistrationV1Api(cluster.api)

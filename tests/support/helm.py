@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from devtools.kind.release import helm_environment
-from tests.support.cluster import require_cluster
+from tests.support.cluster import Cluster, require_cluster, webhook_configurations
 from tests.support.paths import REPO
 
 CHART = REPO / "charts" / "production-policy"
@@ -101,3 +101,21 @@ def one(objects: list[dict[str, Any]], kind: str, name_suffix: str = "") -> dict
 
 def is_hook(obj: dict[str, Any]) -> bool:
     return "helm.sh/hook" in (obj.get("metadata", {}).get("annotations") or {})
+
+
+def assert_uninstalled(cluster: Cluster, objects: list[dict[str, Any]]) -> None:
+    """What ``helm uninstall`` must leave behind: none of the release's ``objects`` (its manifest,
+    read before the uninstall) and neither webhook configuration (the pre-delete hook's work; a
+    leftover one, pointing at no pod, refuses or slows every later pod create)."""
+    assert not webhook_configurations(cluster)
+    left = kubectl(
+        cluster.kubeconfig,
+        "get",
+        "-f",
+        "-",
+        "-o",
+        "name",
+        "--ignore-not-found",
+        stdin=yaml.safe_dump_all(objects),
+    ).stdout.split()
+    assert not left, f"left behind: {left}"
