@@ -44,8 +44,18 @@ class ReleaseError(RuntimeError):
     """A helm command failed; the message has its output and, for an install, the pods' state."""
 
 
-def helm_environment(home: Path, kubeconfig: Path | None) -> dict[str, str]:
-    """helm with config, cache and data directories under ``home``, never the user's."""
+def run_helm(
+    helm: Path,
+    home: Path,
+    kubeconfig: Path | None,
+    args: Sequence[str],
+    *,
+    check: bool = True,
+    timeout: float = WAIT_SECONDS + 60,
+) -> subprocess.CompletedProcess[str]:
+    """``helm ARGS`` from the repository, with its config, cache and data directories under ``home``
+    (never the user's) and, when given, ``kubeconfig``. ``check``: raise ReleaseError, with helm's
+    output, when it fails. The one way helm is run, here and by the tests (tests/support/helm.py)."""
     env = {
         **os.environ,
         "HELM_CACHE_HOME": str(home / "cache"),
@@ -54,7 +64,12 @@ def helm_environment(home: Path, kubeconfig: Path | None) -> dict[str, str]:
     }
     if kubeconfig is not None:
         env["KUBECONFIG"] = str(kubeconfig)
-    return env
+    proc = subprocess.run(
+        [str(helm), *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    if check and proc.returncode != 0:
+        raise ReleaseError(f"helm {shlex.join(args)} failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}")
+    return proc
 
 
 @dataclass(frozen=True)
@@ -75,27 +90,11 @@ class Release:
     def run(self, *args: str, check: bool = True, timeout: float = WAIT_SECONDS + 60) -> str:
         """``helm ARGS`` against this cluster, from the repository; its stdout. ``check``: raise
         ReleaseError when it fails."""
-        proc = subprocess.run(
-            [str(self.helm), *args],
-            cwd=REPO,
-            env=helm_environment(self.home, self.kubeconfig),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        if check and proc.returncode != 0:
-            raise ReleaseError(
-                f"helm {shlex.join(args)} failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}"
-            )
-        return proc.stdout
+        return run_helm(self.helm, self.home, self.kubeconfig, args, check=check, timeout=timeout).stdout
 
     def installed(self) -> bool:
-        done = subprocess.run(
-            [str(self.helm), "status", self.name, "--namespace", self.namespace],
-            env=helm_environment(self.home, self.kubeconfig),
-            capture_output=True,
-        )
-        return done.returncode == 0
+        status = ("status", self.name, "--namespace", self.namespace)
+        return run_helm(self.helm, self.home, self.kubeconfig, status, check=False).returncode == 0
 
     def upgrade(self, *values: str) -> str:
         """``helm upgrade`` keeping every value given so far, plus ``values`` (``key=value``)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from devtools.kind.release import helm_environment
+from devtools.kind.release import run_helm
 from tests.support.cluster import Cluster, require_cluster, webhook_configurations
 from tests.support.paths import REPO
 
@@ -38,18 +38,9 @@ class Helm:
 
     home: Path
     kubeconfig: Path | None = None
-    env: dict[str, str] = field(default_factory=dict)
 
     def run(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        env = {**helm_environment(self.home, self.kubeconfig), **self.env}
-        proc = subprocess.run(
-            [str(binary("helm")), *args], capture_output=True, text=True, env=env, timeout=timeout
-        )
-        if check and proc.returncode != 0:
-            raise AssertionError(
-                f"helm {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
-            )
-        return proc
+        return run_helm(binary("helm"), self.home, self.kubeconfig, args, check=check, timeout=timeout)
 
     def template(
         self, release: str, namespace: str, values: Sequence[str] = (), *extra: str
