@@ -28,9 +28,9 @@ from production_policy.engine.apiserver import DEFAULTS_NAME, ENFORCE_NAME
 from production_policy.engine.apiserver.report import CONDITION as COMPILED
 from production_policy.engine.names import BASELINE_ANNOTATION, INJECTED_ANNOTATION
 from tests.support.cluster import Cluster, KindNodes
-from tests.support.kube import deployment, pod_ready, ready_pods, wait_for
+from tests.support.kube import deployment, pod_ready, wait_for
 from tests.support.paths import REPO
-from tests.support.pods import pod, pod_log, probe_results, web_server
+from tests.support.pods import pod, pod_log, probe_results, wait_event, wait_ready_pods, web_server
 
 pytestmark = pytest.mark.kind
 
@@ -269,7 +269,7 @@ def test_an_example_policys_defaults_pass_on_a_server_that_serves_only_its_port(
         cluster.apps.create_namespaced_deployment(
             namespace, _plain_deployment("plain", kind_cluster.busybox, pod_labels, path.stem)
         )
-        (ready,) = wait_for(lambda: ready_pods(core, namespace, "app=plain"), PATIENCE, 0.5, "the pod Ready")
+        (ready,) = wait_ready_pods(core, namespace, "app=plain", timeout=PATIENCE)
         print(f"\n{path.stem}: pod Ready {time.monotonic() - started:.1f}s after the Deployment's create")
         _assert_carries(ready, probes, resources, entries)
         # Ready proves the readiness probe (or none); the kubelet's own counts prove that every
@@ -306,11 +306,7 @@ def test_the_injected_readiness_probe_keeps_a_pod_whose_port_is_closed_unready(
         manifest["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = 1
         cluster.apps.create_namespaced_deployment(ns, manifest)
 
-        def failure() -> Any:
-            events = core.list_namespaced_event(ns, field_selector="involvedObject.kind=Pod").items
-            return next((e for e in events if "Readiness probe failed" in (e.message or "")), None)
-
-        event = wait_for(failure, PATIENCE, 1, "the kubelet's Readiness probe failed Event")
+        event = wait_event(core, ns, "Readiness probe failed", "involvedObject.kind=Pod", PATIENCE)
         assert event.reason == "Unhealthy" and event.source.component == "kubelet"
         assert f":{PORT}" in event.message, event.message  # the kubelet says where it knocked
         stuck = core.read_namespaced_pod(event.involved_object.name, ns)
@@ -372,7 +368,7 @@ def test_a_configmap_change_reaches_the_new_pods_process_and_the_secret_never_sh
         manifest = deployment("app", containers=[container], labels={"app": "app", **labels})
         manifest["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = 1
         apps.create_namespaced_deployment(ns, manifest)
-        (old,) = wait_for(lambda: ready_pods(core, ns, "app=app"), PATIENCE, 0.5, "the first pod Ready")
+        (old,) = wait_ready_pods(core, ns, "app=app", timeout=PATIENCE)
         assert pod_log(core, ns, old.metadata.name).strip() == "setting=one"
         # The controller's baseline first: a change before it would be the workload's first sight.
         wait_for(

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from tests.support.cluster import KindNodes
 from tests.support.kube import pod_ready, wait_for
-from tests.support.pods import pod, read_pod, wait_ready, web_server
+from tests.support.pods import pod, read_pod, wait_event, wait_ready, web_server
 
 pytestmark = pytest.mark.kind
 
@@ -38,11 +36,7 @@ def test_a_readiness_probe_on_a_closed_port_keeps_the_pod_unready_with_the_kubel
         namespace, pod("closed", kind_cluster.busybox, web_server("hello"), readinessProbe=_probe(9090))
     )
 
-    def failure_event() -> Any:
-        events = core.list_namespaced_event(namespace, field_selector="involvedObject.name=closed").items
-        return next((e for e in events if "Readiness probe failed" in (e.message or "")), None)
-
-    event = wait_for(failure_event, 90, 0.5, "the kubelet's Readiness probe failed event")
+    event = wait_event(core, namespace, "Readiness probe failed", "involvedObject.name=closed")
     assert event.reason == "Unhealthy"
     assert event.source.component == "kubelet"
     current = read_pod(core, namespace, "closed")

@@ -8,7 +8,7 @@ import pytest
 
 from tests.support.cluster import KindNodes
 from tests.support.kube import deployment, ready_pods, wait_for
-from tests.support.pods import container_id, pod_log
+from tests.support.pods import container_id, pod_log, wait_ready_pods
 
 pytestmark = pytest.mark.kind
 
@@ -28,9 +28,7 @@ def test_a_rollout_replaces_the_running_containers(kind_cluster: KindNodes, name
     manifest = deployment("roll", replicas=2, containers=[container])
     manifest["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = 1
     apps.create_namespaced_deployment(namespace, manifest)
-    before = wait_for(
-        lambda: len(p := ready_pods(core, namespace, "app=roll")) == 2 and p, 120, 0.5, "2 pods"
-    )
+    before = wait_ready_pods(core, namespace, "app=roll", count=2, timeout=120)
     old_ids = {container_id(p) for p in before}
     assert all(i.startswith("containerd://") for i in old_ids) and len(old_ids) == 2
 

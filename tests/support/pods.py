@@ -7,7 +7,7 @@ from typing import Any
 from kubernetes import client
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.kube import pod_ready, wait_for
+from tests.support.kube import pod_ready, ready_pods, wait_for
 
 # busybox's wget crashes (SIGSEGV) on our machines; nc does the HTTP.
 HTTP_GET = "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {host} {port}"
@@ -62,6 +62,32 @@ def wait_ready(core: client.CoreV1Api, namespace: str, name: str, timeout: float
     return wait_for(
         lambda: (p := read_pod(core, namespace, name)) and pod_ready(p) and p, timeout, 0.5, f"{name} Ready"
     )
+
+
+def wait_ready_pods(
+    core: client.CoreV1Api, namespace: str, selector: str, count: int = 1, timeout: float = 90
+) -> list[Any]:
+    """Wait until exactly ``count`` pods of ``selector`` are Ready (none being deleted);
+    return them."""
+    return wait_for(
+        lambda: len(found := ready_pods(core, namespace, selector)) == count and found,
+        timeout,
+        0.5,
+        f"{count} pod(s) {selector} Ready",
+    )
+
+
+def wait_event(
+    core: client.CoreV1Api, namespace: str, text: str, field_selector: str, timeout: float = 90
+) -> Any:
+    """Wait for an Event in ``namespace``, of the objects ``field_selector`` picks, whose message
+    contains ``text`` (the kubelet's "Readiness probe failed"); return it."""
+
+    def found() -> Any:
+        events = core.list_namespaced_event(namespace, field_selector=field_selector).items
+        return next((e for e in events if text in (e.message or "")), None)
+
+    return wait_for(found, timeout, 0.5, f"an Event saying {text!r} ({field_selector})")
 
 
 def wait_finished(core: client.CoreV1Api, namespace: str, name: str, timeout: float = 120) -> str:
