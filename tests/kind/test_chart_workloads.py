@@ -482,6 +482,18 @@ def webhook_scaled_to_zero(cluster: Cluster, release: Release) -> Iterator[None]
         )
 
 
+def _policy_changes_refused(cluster: Cluster) -> None:
+    """The ProductionPolicy webhook fails closed under either engine: no policy changes while no
+    replica answers."""
+    other = {**_example("batch-resources"), "metadata": {"name": "while-down"}}
+    message = _refused(
+        lambda: client.CustomObjectsApi(cluster.api).create_cluster_custom_object(
+            GROUP, VERSION, PLURAL, other, dry_run="All"
+        )
+    )
+    assert "failed calling webhook" in message and "policies.validate.productionpolicy.dev" in message
+
+
 def _kube_system_still_creates_pods(kind_cluster: KindNodes) -> None:
     core = kind_cluster.cluster.core
     name = f"pp-still-{uuid.uuid4().hex[:6]}"
@@ -516,14 +528,7 @@ def test_with_no_webhook_replica_the_default_engine_does_what_its_failure_polici
         no_port = deployment("no-port", containers=[{"name": "app", "image": image}])
         message = _refused(lambda: cluster.apps.create_namespaced_deployment(ns, no_port))
         assert f"ValidatingAdmissionPolicy '{ENFORCE_NAME}'" in message
-        # The ProductionPolicy webhook fails closed: no policy changes while no replica answers.
-        other = {**_example("batch-resources"), "metadata": {"name": "while-down"}}
-        message = _refused(
-            lambda: client.CustomObjectsApi(cluster.api).create_cluster_custom_object(
-                GROUP, VERSION, PLURAL, other, dry_run="All"
-            )
-        )
-        assert "failed calling webhook" in message and "policies.validate.productionpolicy.dev" in message
+        _policy_changes_refused(cluster)
         _kube_system_still_creates_pods(kind_cluster)
 
 
@@ -598,11 +603,5 @@ def test_with_no_webhook_replica_the_webhook_engine_does_what_docs_operations_sa
         workload = _plain_deployment("workload", image, {}, "down")
         message = _refused(lambda: cluster.apps.create_namespaced_deployment(ns, workload))
         assert "failed calling webhook" in message and "workloads.validate.productionpolicy.dev" in message
-        other = {**_example("batch-resources"), "metadata": {"name": "while-down"}}
-        message = _refused(
-            lambda: client.CustomObjectsApi(cluster.api).create_cluster_custom_object(
-                GROUP, VERSION, PLURAL, other, dry_run="All"
-            )
-        )
-        assert "failed calling webhook" in message and "policies.validate.productionpolicy.dev" in message
+        _policy_changes_refused(cluster)
         _kube_system_still_creates_pods(kind_cluster)
