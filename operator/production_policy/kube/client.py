@@ -120,7 +120,9 @@ class ApiClient:
         timeout: Timeout = TIMEOUT,
     ) -> Any:
         """One call; its answer parsed from JSON (None if empty). :class:`ApiError` on an error status."""
-        response = self._send(method, path, query, body, content_type, timeout, stream=False)
+        response = self.exchange(
+            method, path, query=query, body=body, content_type=content_type, timeout=timeout
+        )
         if response.status >= 400:
             raise ApiError(response.status, response.reason or "")
         return json.loads(response.data) if response.data else None
