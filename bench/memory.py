@@ -50,26 +50,20 @@ FULL = Scale()
 TINY = Scale(steps=(10, 20), secrets=5, secret_bytes_total=500_000, settle_timeout=60.0, quiet_seconds=1.0)
 
 
-def _cpu_ticks(pid: int) -> int:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
-
-
 async def settled(process: Process, timeout: float, quiet_seconds: float) -> float | None:
     """Wait until the process has used (almost) no CPU for ``quiet_seconds``; returns seconds waited.
 
     None when it was still busy at ``timeout`` (kopf still working through the initial listing).
     """
     began = time.monotonic()
-    ticks_per_s = os.sysconf("SC_CLK_TCK")
     quiet_since: float | None = None
-    last = _cpu_ticks(process.pid)
+    last = common.cpu_seconds(process.pid)
     await asyncio.sleep(min(3.0, quiet_seconds))  # at least long enough to have started listing
     while time.monotonic() - began < timeout:
         process.check_alive()
         await asyncio.sleep(1)
-        now = _cpu_ticks(process.pid)
-        busy = (now - last) / ticks_per_s
+        now = common.cpu_seconds(process.pid)
+        busy = now - last
         last = now
         if busy < 0.03:
             quiet_since = quiet_since or time.monotonic()

@@ -72,13 +72,6 @@ def _loadgen(url: str, files: dict[str, Path], rate: float, scale: Scale, cafile
     return result
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    import os
-
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 COMPONENTS = (
     # py-spy names frames "function (path/file.py:line)", paths relative to sys.path.
     ("production_policy/engine", "engine (policy decisions)"),
@@ -244,9 +237,9 @@ def run(out: Path, scale: Scale = FULL) -> dict[str, Any]:
             )
             for rate in (*scale.rates, 0.0):
                 log(f"webhook at {rate or 'flat out'}/s for {scale.duration:g}s")
-                cpu_before = _cpu_seconds(webhook.pid)
+                cpu_before = common.cpu_seconds(webhook.pid)
                 result = _loadgen(url, files, rate, scale, tmp / "ca.crt")
-                result["webhook_cpu_seconds"] = round(_cpu_seconds(webhook.pid) - cpu_before, 2)
+                result["webhook_cpu_seconds"] = round(common.cpu_seconds(webhook.pid) - cpu_before, 2)
                 result["load_average_after"] = common.load_now()
                 runs.append(result)
             rss = common.memory_kib(webhook.pid)
