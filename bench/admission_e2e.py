@@ -36,6 +36,7 @@ import asyncio
 import base64
 import contextlib
 import copy
+import gzip
 import json
 import os
 import tempfile
@@ -77,6 +78,12 @@ class Scale:
     """Creates per engine and pod size before measuring (connections, caches, the webhook's warm-up)."""
     edits: int = 6
     """Policy edits measured per compiled size."""
+    cost_pods: int = 200
+    """Without the creates: pods created per pod size and engine to compare the per-create cost of the
+    compiled policies with the baseline's (BASELINE), at concurrency 8."""
+    creates: bool = True
+    """Whether to measure the creates; without them only the policy edit is (``EDIT``: minutes, not an
+    hour), and its result replaces the edit part of the last full run's JSON, marked as such."""
 
 
 FULL = Scale()
@@ -90,6 +97,12 @@ TINY = Scale(
     warmup=2,
     edits=2,
 )
+EDIT = Scale(creates=False, edits=10, rounds=4)
+TINY_EDIT = Scale(creates=False, edits=2, rounds=2, cost_pods=8, big_containers=6)
+BASELINE_PREFIX = "bench-76992b9-"
+BASELINE = Path(__file__).parent / "baselines" / "compiled-76992b9.json.gz"
+"""The compiled policies of the bench's policy sets as the compiler made them before the CEL was
+shrunk (commit 76992b9): the API server compiles them in the same run as ours, for the ratio."""
 
 
 # ---- the engines -------------------------------------------------------------------------------------
@@ -372,6 +385,121 @@ async def _creates(kubeconfig: Path, scale: Scale, pids: dict[str, int]) -> list
     return runs
 
 
+# ---- per-create cost, against the baseline's compiled policies -------------------------------------------
+
+
+def _baseline_objects(specs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The baseline's compiled policies (BASELINE) under names of their own, bound to the ``both``
+    namespace only (this phase uses it for them): its bindings are ours, renamed."""
+    objects = []
+    for obj in _baseline("10 policies"):
+        objects.append(
+            {**obj, "metadata": {**obj["metadata"], "name": BASELINE_PREFIX + obj["metadata"]["name"]}}
+        )
+        binding = next(
+            o
+            for o in compiled_objects(specs, only=("both",))
+            if o["kind"] == obj["kind"] + "Binding" and o["metadata"]["name"] == obj["metadata"]["name"]
+        )
+        name = BASELINE_PREFIX + binding["metadata"]["name"]
+        objects.append(
+            {**binding, "metadata": {"name": name}, "spec": {**binding["spec"], "policyName": name}}
+        )
+    return objects
+
+
+async def _admission_metrics(api: KubeHttp) -> dict[str, float]:
+    """The API server's admission policy evaluations so far, ``<mutating|validating> <policy> count|sum``."""
+    found: dict[str, float] = {}
+    async with api.session.get(f"{api.server}/metrics") as response:
+        for line in (await response.text()).splitlines():
+            for kind in ("mutating", "validating"):
+                head = f"apiserver_{kind}_admission_policy_check_duration_seconds_"
+                if not line.startswith(head):
+                    continue
+                stat, _, rest = line[len(head) :].partition("{")
+                if stat not in ("count", "sum"):
+                    continue
+                policy = rest.split('policy="', 1)[1].split('"', 1)[0]
+                key = f"{kind} {policy} {stat}"
+                found[key] = found.get(key, 0.0) + float(line.rsplit(" ", 1)[1])
+    return found
+
+
+async def _create_costs(
+    kubeconfig: Path, specs: dict[str, dict[str, Any]], scale: Scale, apiserver: int
+) -> list[dict[str, Any]]:
+    """Pods created in turn with no admission (``none``), with our compiled policies (``apiserver``)
+    and with the baseline's (in the ``both`` namespace): kube-apiserver CPU per create, and the MAP
+    evaluations per create and their time (the API server's own metrics)."""
+    engines = {"none": "", "apiserver": "", "both": BASELINE_PREFIX}
+    theirs = _baseline_objects(specs)
+    ours = compiled_objects(specs, only=("apiserver",))
+    results = []
+    async with KubeHttp(kubeconfig, connections=12) as api:
+        for obj in ours + theirs:
+            await _apply(api, obj)
+        await _wait_in_force(api, "apiserver")
+
+        async def baseline_in_force() -> bool:
+            status, good = await _dry_run(api, namespace("both"), workload.pod())
+            injected = INJECTED in (good.get("metadata", {}).get("annotations") or {})
+            status, bad = await _dry_run(api, namespace("both"), _bad_pod())
+            return injected and status == 403 and BASELINE_PREFIX in str(bad.get("message", ""))
+
+        await common.wait_until_async(baseline_in_force, 60, "the baseline's compiled policies in force")
+        pods = [
+            (workload.pod(), "3 containers + 1 init"),
+            (workload.pod(containers=scale.big_containers), ""),
+        ]
+        for body, label in pods:
+            label = label or f"{scale.big_containers} containers + 1 init"
+            for engine in engines:
+                await _create_pods(api, namespace(engine), body, 10, 8, Tally([], []))
+            await _delete_pods(api)
+            tallies = {engine: Tally([], []) for engine in engines}
+            evaluations = {engine: {"count": 0.0, "sum": 0.0} for engine in engines}
+            per_round = max(1, scale.cost_pods // scale.rounds)
+            names = list(engines)
+            for r in range(scale.rounds):
+                for engine in names[r % len(names) :] + names[: r % len(names)]:
+                    before, cpu = await _admission_metrics(api), common.cpu_seconds(apiserver)
+                    await _create_pods(api, namespace(engine), body, per_round, 8, tallies[engine])
+                    after, spent = await _admission_metrics(api), common.cpu_seconds(apiserver) - cpu
+                    tally = tallies[engine]
+                    tally.cpu = {"kube-apiserver": (tally.cpu or {}).get("kube-apiserver", 0.0) + spent}
+                    if engine != "none":
+                        key = f"mutating {engines[engine]}productionpolicy.dev-defaults"
+                        for stat in ("count", "sum"):
+                            change = after.get(f"{key} {stat}", 0.0) - before.get(f"{key} {stat}", 0.0)
+                            evaluations[engine][stat] += change
+                await _delete_pods(api)
+            for engine, tally in tallies.items():
+                created = max(1, len(tally.latencies))
+                results.append(
+                    {
+                        "pod": label,
+                        "engine": engine,
+                        "compiled": {"none": "nothing", "apiserver": "this commit's", "both": "76992b9's"}[
+                            engine
+                        ],
+                        "created": len(tally.latencies),
+                        "errors": tally.errors or {},
+                        "with_injected_defaults": tally.injected,
+                        "latency": common.summary_ms(tally.latencies),
+                        "apiserver_cpu_ms_per_create": round(
+                            1000 * (tally.cpu or {}).get("kube-apiserver", 0.0) / created, 2
+                        ),
+                        "map_evaluations_per_create": round(evaluations[engine]["count"] / created, 2),
+                        "map_ms_per_create": round(1000 * evaluations[engine]["sum"] / created, 3),
+                    }
+                )
+                log(f"per-create cost, {label}, {engine}: {results[-1]}")
+        for obj in reversed(ours + theirs):
+            await api.delete(_admission_path(obj))
+    return results
+
+
 # ---- the policy edit ---------------------------------------------------------------------------------
 
 
@@ -387,25 +515,48 @@ def _vap_sizes(specs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-async def _write_costs(api: KubeHttp, specs: dict[str, dict[str, Any]], times: int = 5) -> dict[str, Any]:
-    """How long the API server takes to answer a dry-run server-side apply of each compiled admission
-    policy: it compiles every CEL expression of an object it is sent, as on the controller's applies."""
+async def _compile_cost(api: KubeHttp, obj: dict[str, Any], times: int) -> dict[str, float]:
+    """How long the API server takes to answer a dry-run create of ``obj`` under a name of its own:
+    it compiles every CEL expression of an admission policy it is sent, as on the controller's writes."""
+    copy_ = {**obj, "metadata": {"name": f"bench-cost-{obj['metadata']['name']}"}}
+    kind = obj["kind"].lower()
+    collection = f"{ADMISSION_API}/{kind[:-1] + 'ies' if kind.endswith('policy') else kind + 's'}"
+    took = []
+    for _ in range(times):
+        began = time.perf_counter()
+        await api.request("POST", collection, copy_, params={"dryRun": "All"}, ok=(200, 201))
+        took.append(time.perf_counter() - began)
+    return common.summary_ms(took)
+
+
+def _baseline(label: str) -> list[dict[str, Any]]:
+    objects: list[dict[str, Any]] = json.loads(gzip.decompress(BASELINE.read_bytes()))["compiled"][label]
+    return objects
+
+
+async def _write_costs(
+    api: KubeHttp, specs: dict[str, dict[str, Any]], label: str, times: int = 15
+) -> dict[str, Any]:
+    """The API server's compile time of each compiled admission policy, ours and the baseline's
+    (BASELINE) in turn, and their sizes: the ratios are of the same run."""
+    ours = {o["metadata"]["name"]: o for o in compiled_objects(specs) if o["kind"].endswith("Policy")}
+    before = {o["metadata"]["name"]: o for o in _baseline(label)}
     costs = {}
-    for obj in compiled_objects(specs):
-        if not obj["kind"].endswith("Policy"):
-            continue
-        took = []
-        for _ in range(times):
-            began = time.perf_counter()
-            await api.request(
-                "PATCH",
-                _admission_path(obj),
-                obj,
-                content_type="application/apply-patch+yaml",
-                params={"fieldManager": BENCH_MANAGER, "force": "true", "dryRun": "All"},
-            )
-            took.append(time.perf_counter() - began)
-        costs[obj["metadata"]["name"]] = common.summary_ms(took)
+    for name, obj in ours.items():
+        now_ms = await _compile_cost(api, obj, times)
+        then_ms = await _compile_cost(api, before[name], times)
+        size, then_size = len(json.dumps(obj)), len(json.dumps(before[name]))
+        costs[name] = {
+            "dry_run_create_ms": now_ms,
+            "baseline_dry_run_create_ms": then_ms,
+            "compile_ratio_p50": common.ratio(now_ms["p50_ms"], then_ms["p50_ms"]),
+            "compile_ratio_mean": common.ratio(now_ms["mean_ms"], then_ms["mean_ms"]),
+            "json_bytes": size,
+            "baseline_json_bytes": then_size,
+            "size_ratio": common.ratio(size, then_size),
+            "variables": len(obj["spec"].get("variables", [])),
+            "baseline_variables": len(before[name]["spec"].get("variables", [])),
+        }
     return costs
 
 
@@ -517,7 +668,7 @@ async def _policy_edits(kubeconfig: Path, scale: Scale, controller: Process) -> 
             {
                 **await _edits(api, scale, f"{len(specs)} policies"),
                 "sizes": _vap_sizes(specs),
-                "dry_run_apply_ms": await _write_costs(api, specs),
+                "compile_costs": await _write_costs(api, specs, "10 policies"),
             }
         )
         for name in specs:
@@ -538,7 +689,7 @@ async def _policy_edits(kubeconfig: Path, scale: Scale, controller: Process) -> 
             {
                 **await _edits(api, scale, "1 policy"),
                 "sizes": _vap_sizes(one),
-                "dry_run_apply_ms": await _write_costs(api, one),
+                "compile_costs": await _write_costs(api, one, "1 policy"),
             }
         )
     return results
@@ -595,6 +746,7 @@ def run(out: Path, scale: Scale = FULL) -> dict[str, Any]:
     load_before = common.load_now()
     namespaces = [namespace(e) for e in ENGINES]
     specs = workload.policies(*namespaces)
+    runs: list[dict[str, Any]] = []
     with common.control_plane(nodes=2) as plane, tempfile.TemporaryDirectory(prefix="pp-bench-e2e-") as tmp_:
         tmp = Path(tmp_)
         ca = certs.make_ca("pp-bench-ca")
@@ -609,6 +761,8 @@ def run(out: Path, scale: Scale = FULL) -> dict[str, Any]:
                     await common.create_namespace(api, namespace(engine), labels)
                 for name, spec in specs.items():
                     await common.create_policy(api, name, spec)
+                if not scale.creates:
+                    return
                 for config in webhook_configurations(url, ca.cert_pem):
                     plural = (
                         "mutatingwebhookconfigurations"
@@ -621,19 +775,24 @@ def run(out: Path, scale: Scale = FULL) -> dict[str, Any]:
                 for engine in ENGINES:
                     await _wait_in_force(api, engine)
 
-        argv = common.webhook_argv(port, tmp / "tls.crt", tmp / "tls.key")
-        with Process(argv, tmp / "webhook.log", env={"KUBECONFIG": str(plane.kubeconfig)}) as webhook:
-            webhook.wait_https(f"{url}/readyz", 60)
-            asyncio.run(prepare())
-            pids = {**plane.pids(), "webhook": webhook.pid, "client (this process)": os.getpid()}
-            pids = {n: p for n, p in pids.items() if n not in ("kwok", "kube-scheduler")}
-            runs = asyncio.run(_creates(plane.kubeconfig, scale, pids))
-            webhook.check_alive()
+        if scale.creates:
+            argv = common.webhook_argv(port, tmp / "tls.crt", tmp / "tls.key")
+            with Process(argv, tmp / "webhook.log", env={"KUBECONFIG": str(plane.kubeconfig)}) as webhook:
+                webhook.wait_https(f"{url}/readyz", 60)
+                asyncio.run(prepare())
+                pids = {**plane.pids(), "webhook": webhook.pid, "client (this process)": os.getpid()}
+                pids = {n: p for n, p in pids.items() if n not in ("kwok", "kube-scheduler")}
+                runs = asyncio.run(_creates(plane.kubeconfig, scale, pids))
+                webhook.check_alive()
 
-        # The controller applies the compiled objects from here on, as in an install. Ours go first:
-        # server-side apply keeps a field while any manager owns it, so with the bench's manager
-        # still owning them the controller could not drop the variables of policies deleted later.
-        asyncio.run(_remove_compiled(plane.kubeconfig, specs))
+            # The controller applies the compiled objects from here on, as in an install. Ours go
+            # first: server-side apply keeps a field while any manager owns it (the controller takes
+            # such fields over, but that is not what this phase measures).
+            asyncio.run(_remove_compiled(plane.kubeconfig, specs))
+        else:
+            asyncio.run(prepare())
+            apiserver = plane.pids()["kube-apiserver"]
+            create_costs = asyncio.run(_create_costs(plane.kubeconfig, specs, scale, apiserver))
         controller = Process(
             common.operator_argv(
                 "controller",
@@ -653,6 +812,16 @@ def run(out: Path, scale: Scale = FULL) -> dict[str, Any]:
                 raise RuntimeError(f"{exc}; the controller's warnings:\n" + "\n".join(told[-10:])) from None
             controller.check_alive()
 
+    edit_setup = (
+        f"the controller (--admission-engine=apiserver) applies the compiled objects; "
+        f"{EDITED_POLICY}'s max cpu is edited {scale.edits} times between {' and '.join(EDITED_MAX)} "
+        "and a dry-run create polled every 20 ms until its answer changes; the split is when the "
+        "changed ValidatingAdmissionPolicy is written (a watch). Compile costs: a dry-run create of "
+        f"each compiled policy, ours and the one of commit 76992b9 ({BASELINE.name}), 15 times each, "
+        "in turn"
+    )
+    if not scale.creates:
+        return _edit_only(out, plane, edits, create_costs, edit_setup, load_before, started)
     comparison = _compare(runs)
     data = {
         "scenario": "admission_e2e",
@@ -680,16 +849,41 @@ def run(out: Path, scale: Scale = FULL) -> dict[str, Any]:
             f"{scale.rounds} rounds of creates per engine in an order rotated each round; pods deleted "
             "after each round",
             "pinning": "none (API server, etcd, webhook and client share the 2 cores)",
-            "policy_edit": f"the controller (--admission-engine=apiserver) applies the compiled objects; "
-            f"{EDITED_POLICY}'s max cpu is edited {scale.edits} times between {' and '.join(EDITED_MAX)} "
-            "and a dry-run create polled every 20 ms until its answer changes; the split is when the "
-            "changed ValidatingAdmissionPolicy is written (a watch)",
+            "policy_edit": edit_setup,
         },
         "runs": runs,
         "comparison": comparison,
         "policy_edit": edits,
         "goals": _goals(comparison),
         "elapsed_s": round(time.monotonic() - started, 1),
+    }
+    common.write_json(out, "admission_e2e", data)
+    return data
+
+
+def _edit_only(
+    out: Path,
+    plane: Any,
+    edits: list[dict[str, Any]],
+    create_costs: list[dict[str, Any]],
+    setup: str,
+    load_before: list[float],
+    started: float,
+) -> dict[str, Any]:
+    """The edit phase's result in place of the last full run's (its creates kept, and said to be of
+    their own commit): the edit phase alone takes minutes, the full scenario an hour."""
+    path = out / "admission_e2e.json"
+    data: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {"scenario": "admission_e2e"}
+    data.setdefault("title", "Scenario 1: pod creates through kube-apiserver, by admission engine")
+    data.setdefault("setup", {})["policy_edit"] = setup
+    data["policy_edit"] = edits
+    data["create_costs"] = create_costs
+    data["policy_edit_run"] = {
+        "machine": common.machine(plane.binaries),
+        "load_average_before": load_before,
+        "elapsed_s": round(time.monotonic() - started, 1),
+        "note": "the policy edit phase alone (bench.admission_e2e.EDIT); the creates above are of the "
+        f"commit in machine.commit ({(data.get('machine') or {}).get('commit', 'none')})",
     }
     common.write_json(out, "admission_e2e", data)
     return data

@@ -103,6 +103,29 @@ def admission_e2e(data: dict[str, Any], path: Path) -> None:
         split_ax.set_xticks(range(len(edits)), [e["policies"] for e in edits])
         split_ax.legend(fontsize=8)
     text_ax.axis("off")
+    lines = []
+    for e in edits:
+        for name, cost in (e.get("compile_costs") or {}).items():
+            if "compile_ratio_p50" in cost:
+                lines.append(
+                    f"{e['policies']}, {name.removeprefix('productionpolicy.dev-')}: "
+                    f"{cost['json_bytes'] / 1024:.0f} KiB (x{cost['size_ratio']:.2f}), compiled in "
+                    f"{cost['dry_run_create_ms']['p50_ms']:.0f} ms "
+                    f"(x{cost['compile_ratio_p50']:.2f} of 76992b9)"
+                )
+    for cost in data.get("create_costs") or []:
+        lines.append(
+            f"{cost['pod']}, {cost['compiled']} compiled: {cost['apiserver_cpu_ms_per_create']:.1f} ms "
+            f"kube-apiserver CPU/create, {cost['map_evaluations_per_create']} MAP runs/create"
+        )
+    edit_run = data.get("policy_edit_run")
+    if edit_run:
+        lines.append(
+            f"edit phase alone at {edit_run['machine']['commit']}, "
+            f"load {edit_run['load_average_before'][0]}; "
+            f"creates at {(data.get('machine') or {}).get('commit', '-')}"
+        )
+    text_ax.text(0, 1, "\n".join(lines), va="top", fontsize=7, family="monospace")
     setup = data["setup"]
     fig.suptitle(
         f"{data['title']} ({setup['pods_per_run']} / {setup['big_pods_per_run']} creates per engine)"

@@ -1,5 +1,8 @@
 """``python -m bench.run [--scenarios admission_e2e,webhook,...,probewatch] [--out DIR] [--tiny]``
 
+(``admission_edit`` is scenario 1's policy edit phase alone: its result replaces the edit part of
+``admission_e2e.json``, the creates of the last full run kept and marked as of their own commit.)
+
 Runs the scenarios in turn (each on a control plane of its own), then draws the plots and writes
 SUMMARY.md. A scenario that fails is recorded as such in its JSON and the others still run; the
 exit status is then 1. Before each scenario it waits (at most ``--wait-quiet`` seconds) for the
@@ -25,6 +28,8 @@ from bench.common import log
 SCENARIOS: dict[str, tuple[Callable[..., dict[str, Any]], Any, Any]] = {
     # name: (run, full scale, tiny scale)
     "admission_e2e": (admission_e2e.run, admission_e2e.FULL, admission_e2e.TINY),
+    # scenario 1's policy edit alone (minutes), written into admission_e2e.json
+    "admission_edit": (admission_e2e.run, admission_e2e.EDIT, admission_e2e.TINY_EDIT),
     "webhook": (webhook.run, webhook.FULL, webhook.TINY),
     "rollout": (rollout.run, rollout.FULL, rollout.TINY),
     "memory": (memory.run, memory.FULL, memory.TINY),
@@ -91,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
         log(f"=== scenario {name} took {time.monotonic() - started:.0f}s")
     try:
-        plot.plot_all(args.out, names)
+        plot.plot_all(args.out, [{"admission_edit": "admission_e2e"}.get(n, n) for n in names])
     except RuntimeError as exc:
         log(f"no plots: {exc}")
         failed.append("plots")
