@@ -92,7 +92,7 @@ test: lint cluster-bins kind-bins  ## everything CI runs: lint, all unit tests (
 # BENCH_ARGS: more flags of bench.run, e.g. "--tiny --out /tmp/bench" (small sizes, results elsewhere).
 RELOADER_BIN ?=
 BENCH_ARGS ?=
-bench: cluster-bins  ## benchmarks into bench/results (SCENARIOS=admission_e2e,webhook,rollout,memory,reloader; RELOADER_BIN=path; BENCH_ARGS)
+bench: cluster-bins  ## benchmarks into bench/results (SCENARIOS=admission_e2e,webhook,rollout,memory,reloader, or admission_edit: the edit phase of admission_e2e alone; RELOADER_BIN=path; BENCH_ARGS)
 	RELOADER_BIN="$(RELOADER_BIN)" $(BIN)/python -m bench.run --scenarios $(SCENARIOS) $(BENCH_ARGS)
 
 clean:  ## remove the virtualenv, the local cluster state and the tool caches

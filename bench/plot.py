@@ -115,8 +115,8 @@ def admission_e2e(data: dict[str, Any], path: Path) -> None:
                 )
     for cost in data.get("create_costs") or []:
         lines.append(
-            f"{cost['pod']}, {cost['compiled']} compiled: {cost['apiserver_cpu_ms_per_create']:.1f} ms "
-            f"kube-apiserver CPU/create, {cost['map_evaluations_per_create']} MAP runs/create"
+            f"{cost['pod'].split(' ')[0]} containers, {cost['compiled']} compiled: "
+            f"{cost['apiserver_cpu_ms_per_create']:.1f} ms CPU, {cost['map_evaluations_per_create']} MAP runs"
         )
     edit_run = data.get("policy_edit_run")
     if edit_run:
@@ -125,7 +125,7 @@ def admission_e2e(data: dict[str, Any], path: Path) -> None:
             f"load {edit_run['load_average_before'][0]}; "
             f"creates at {(data.get('machine') or {}).get('commit', '-')}"
         )
-    text_ax.text(0, 1, "\n".join(lines), va="top", fontsize=7, family="monospace")
+    text_ax.text(0, 1, "\n".join(lines), va="top", fontsize=6, family="monospace")
     setup = data["setup"]
     fig.suptitle(
         f"{data['title']} ({setup['pods_per_run']} / {setup['big_pods_per_run']} creates per engine)"
