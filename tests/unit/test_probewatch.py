@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 
@@ -422,6 +423,8 @@ def test_the_event_names_container_probe_definition_kubelet_message_and_the_fix(
         assert part in note
     assert PROBE_FAILING == "InjectedProbeFailing"
     assert "Withdraw" not in remedy(a_failure(probe="readiness"))  # readiness is never withdrawn
+    held = dataclasses.replace(a_failure(), held="not withdrawn: policy strict requires liveness")
+    assert "Withdraw" not in remedy(held) and "write a livenessProbe" in remedy(held)
     long = Failure(WEB, "app", "liveness", HEALTHZ, "x", "é" * 2000, "baseline")
     assert len(failing_note(long).encode()) <= NOTE_MAX_BYTES and len(status_message(long)) <= 1024
     assert "no longer fails" in recovered_note(a_failure())

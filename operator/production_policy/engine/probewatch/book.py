@@ -157,6 +157,8 @@ def remedy(failure: Failure) -> str:
     default = f"probes.{failure.probe}.default"
     if failure.probe == "readiness":
         return f"{fix}, or change {default} of policy {failure.policy} (a tcpSocket on port auto is safe)."
+    if failure.held:  # its policy already says Withdraw, and another requires the probe
+        return f"{fix}, or change {default} of policy {failure.policy} (a tcpSocket on port auto)."
     return (
         f"{fix}, or change {default} of policy {failure.policy} (a tcpSocket on port auto; a startupProbe"
         f" for a slow starter), or set probes.{failure.probe}.onInjectedFailure: Withdraw."
