@@ -26,6 +26,7 @@ import yaml
 from devtools import REPO
 from production_policy.admission import configuration
 from production_policy.engine.apiserver import ENGINES, InstallSettings, compile_policies
+from production_policy.engine.apiserver.applied import ADMISSION_VERSION
 from production_policy.engine.apiserver.canary import canary_objects
 
 TEMPLATE_NAME = "production-policy.webhookConfigurations"
@@ -207,7 +208,9 @@ def admission_policies_template() -> str:
     settings = InstallSettings(_NAMESPACE, (_EXCLUDED,), _VALIDATING_POLICY, {_LABELS: _LABELS})
     objects = [*canary_objects(_NAMESPACE, {_LABELS: _LABELS}), *compile_policies([], settings).objects]
     fixed: list[str] = []
-    body = _helm_yaml(objects, fixed, "controller", [])
+    body = "---\n".join(
+        _live_spec_kept(document) for document in _helm_yaml(objects, fixed, "controller", []).split("---\n")
+    )
     if not fixed:
         raise ValueError("no namespaceSelector list found: did the bindings' selector change?")
     return (
@@ -221,6 +224,32 @@ def admission_policies_template() -> str:
         "{{- $root := .root -}}\n"
         f"{body}\n"
         "{{- end -}}\n"
+    )
+
+
+def _live_spec_kept(document: str) -> str:
+    """The document with its ``spec`` taken from the live object when there is one.
+
+    The controller fills these objects in after the install; rendered with the chart's empty spec, a
+    ``helm upgrade`` (Helm 3's three-way merge) would put that back, and the API server would enforce
+    no policy until the controller's next read-back. The live spec makes Helm's patch empty instead
+    (``helm template`` has no cluster: ``lookup`` is empty there, and the chart's spec is rendered).
+    """
+    head, spec_line, spec = document.partition("\nspec:\n")
+    if not spec_line:
+        raise ValueError(f"no top-level spec in a compiled object: {document[:80]!r}")
+    fields = dict(
+        line.split(": ", 1) for line in head.splitlines() if line.startswith(("kind: ", "  name: "))
+    )
+    lookup = f'lookup "{ADMISSION_VERSION}" "{fields["kind"]}" "" "{fields["  name"]}"'
+    return (
+        f"{head}\n"
+        f"{{{{- with ({lookup}).spec }}}}\n"
+        "spec:\n"
+        "  {{- toYaml . | nindent 2 }}\n"
+        "{{- else }}\n"
+        f"spec:\n{spec.rstrip()}\n"
+        "{{- end }}\n"
     )
 
 

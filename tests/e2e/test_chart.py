@@ -27,8 +27,11 @@ import yaml
 from kubernetes import client
 
 from devtools.devcluster.controlplane import free_port
+from production_policy.admission.configuration import CONFIGURATION_NAME
+from production_policy.engine.apiserver import ENFORCE_NAME
 from production_policy.kube import webhooks
 from tests.support import processes, rbac
+from tests.support.apiserver import call, dry_run_create
 from tests.support.cluster import Cluster, ca_bundles, remove_webhook_configurations, webhook_configurations
 from tests.support.helm import CHART, Helm, assert_uninstalled, documents, is_hook, kubectl, one
 from tests.support.identity import (
@@ -453,6 +456,91 @@ def test_controller_process_runs_with_the_chart_identity(
 
 
 # ---- upgrade, the uninstall hook, uninstall ---------------------------------------------
+
+
+def _refused_by_the_enforce_policy(cluster: Cluster, namespace: str) -> bool:
+    """Whether the API server itself (the compiled VAP, not a webhook) refuses a violating Deployment."""
+    big = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "big"},
+        "spec": {
+            "selector": {"matchLabels": {"app": "big"}},
+            "template": {
+                "metadata": {"labels": {"app": "big"}},
+                "spec": {
+                    "containers": [
+                        {"name": "app", "image": "example/app:1", "resources": {"limits": {"memory": "16Gi"}}}
+                    ]
+                },
+            },
+        },
+    }
+    answer = dry_run_create(cluster.api, namespace, big)
+    return answer.status == 403 and f"ValidatingAdmissionPolicy '{ENFORCE_NAME}'" in answer.message
+
+
+def test_upgrade_leaves_the_compiled_admission_policies_enforcing(
+    cluster: Cluster,
+    release: Release,
+    tokens: dict[str, Path],
+    make_policy: Any,
+    namespace: str,
+    tmp_path: Path,
+) -> None:
+    # The chart creates the compiled objects (of no policy) and the controller fills them in; a
+    # `helm upgrade` must not put the chart's empty content back under the running controller.
+    engine = release_engine(release.objects())
+    assert engine in ("apiserver", "both")
+    # The policy webhook points at a pod that does not serve: leave it out for the policy's create
+    # (the upgrade puts it back, as Helm puts back what was deleted behind its back).
+    admission = client.AdmissionregistrationV1Api(cluster.api)
+    validating = admission.read_validating_webhook_configuration(CONFIGURATION_NAME)
+    validating.webhooks = [w for w in validating.webhooks if not w.name.startswith("policies.")]
+    admission.replace_validating_webhook_configuration(CONFIGURATION_NAME, validating)
+    make_policy(
+        "chart-upgrade", {"match": {"namespaces": [namespace]}, "resources": {"max": {"memory": "8Gi"}}}
+    )
+    process = processes.start(
+        [
+            "controller",
+            f"--namespace={NAMESPACE}",
+            f"--metrics-port={free_port()}",
+            f"--admission-engine={engine}",
+        ],
+        tokens["controller"],
+        tmp_path / "controller.log",
+        NAMESPACE,
+    )
+    try:
+        wait_for(
+            lambda: process.alive() and _refused_by_the_enforce_policy(cluster, namespace),
+            90,
+            what="the API server to enforce the compiled policy",
+        )
+        path = f"/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicies/{ENFORCE_NAME}"
+        written = call(cluster.api, "GET", path).body["spec"]
+        release.helm.run(
+            "upgrade", RELEASE, str(CHART), "-n", NAMESPACE, "--reuse-values", "--wait", "--timeout", "180s"
+        )
+        kept = call(cluster.api, "GET", path).body["spec"] == written
+        print(f"right after helm upgrade, {ENFORCE_NAME} holds the spec the controller wrote: {kept}")
+        # Well within the controller's periodic read-back (RESYNC_SECONDS, 5 minutes). The object
+        # first: the API server reloads admission policies about once a second, so a dry run just
+        # after the upgrade may still meet the policy as it was before it.
+        wait_for(
+            lambda: call(cluster.api, "GET", path).body["spec"] == written,
+            60,
+            what=f"{ENFORCE_NAME} to hold the compiled spec after helm upgrade",
+        )
+        wait_for(
+            lambda: process.alive() and _refused_by_the_enforce_policy(cluster, namespace),
+            60,
+            what="the API server to enforce the compiled policy after helm upgrade",
+        )
+        assert not processes.forbidden(process.log()), process.log()[-3000:]
+    finally:
+        process.stop()
 
 
 def test_upgrade_keeps_the_certificates(cluster: Cluster, release: Release) -> None:

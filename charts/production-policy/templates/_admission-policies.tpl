@@ -12,6 +12,10 @@ metadata:
   name: productionpolicy.dev-canary
   labels:
     {{- include "production-policy.componentLabels" (dict "root" $root "component" "controller") | nindent 4 }}
+{{- with (lookup "admissionregistration.k8s.io/v1" "MutatingAdmissionPolicy" "" "productionpolicy.dev-canary").spec }}
+spec:
+  {{- toYaml . | nindent 2 }}
+{{- else }}
 spec:
   failurePolicy: Ignore
   reinvocationPolicy: Never
@@ -30,6 +34,7 @@ spec:
   - patchType: JSONPatch
     jsonPatch:
       expression: 'has(object.metadata.annotations) ? [JSONPatch{op: "add", path: "/metadata/annotations/productionpolicy.dev~1canary", value: "mutated"}] : [JSONPatch{op: "add", path: "/metadata/annotations", value: {"productionpolicy.dev/canary": "mutated"}}]'
+{{- end }}
 ---
 apiVersion: admissionregistration.k8s.io/v1
 kind: MutatingAdmissionPolicyBinding
@@ -37,6 +42,10 @@ metadata:
   name: productionpolicy.dev-canary
   labels:
     {{- include "production-policy.componentLabels" (dict "root" $root "component" "controller") | nindent 4 }}
+{{- with (lookup "admissionregistration.k8s.io/v1" "MutatingAdmissionPolicyBinding" "" "productionpolicy.dev-canary").spec }}
+spec:
+  {{- toYaml . | nindent 2 }}
+{{- else }}
 spec:
   policyName: productionpolicy.dev-canary
   matchResources:
@@ -47,6 +56,7 @@ spec:
       matchExpressions:
       - key: productionpolicy.dev/canary
         operator: Exists
+{{- end }}
 ---
 apiVersion: admissionregistration.k8s.io/v1
 kind: ValidatingAdmissionPolicy
@@ -54,6 +64,10 @@ metadata:
   name: productionpolicy.dev-canary
   labels:
     {{- include "production-policy.componentLabels" (dict "root" $root "component" "controller") | nindent 4 }}
+{{- with (lookup "admissionregistration.k8s.io/v1" "ValidatingAdmissionPolicy" "" "productionpolicy.dev-canary").spec }}
+spec:
+  {{- toYaml . | nindent 2 }}
+{{- else }}
 spec:
   failurePolicy: Ignore
   matchConstraints:
@@ -70,6 +84,7 @@ spec:
   validations:
   - expression: 'false'
     message: 'production-policy canary: validating admission policies run'
+{{- end }}
 ---
 apiVersion: admissionregistration.k8s.io/v1
 kind: ValidatingAdmissionPolicyBinding
@@ -77,6 +92,10 @@ metadata:
   name: productionpolicy.dev-canary
   labels:
     {{- include "production-policy.componentLabels" (dict "root" $root "component" "controller") | nindent 4 }}
+{{- with (lookup "admissionregistration.k8s.io/v1" "ValidatingAdmissionPolicyBinding" "" "productionpolicy.dev-canary").spec }}
+spec:
+  {{- toYaml . | nindent 2 }}
+{{- else }}
 spec:
   policyName: productionpolicy.dev-canary
   validationActions:
@@ -89,6 +108,7 @@ spec:
       matchExpressions:
       - key: productionpolicy.dev/canary
         operator: Exists
+{{- end }}
 ---
 apiVersion: admissionregistration.k8s.io/v1
 kind: MutatingAdmissionPolicy
@@ -96,6 +116,10 @@ metadata:
   name: productionpolicy.dev-defaults
   labels:
     {{- include "production-policy.componentLabels" (dict "root" $root "component" "controller") | nindent 4 }}
+{{- with (lookup "admissionregistration.k8s.io/v1" "MutatingAdmissionPolicy" "" "productionpolicy.dev-defaults").spec }}
+spec:
+  {{- toYaml . | nindent 2 }}
+{{- else }}
 spec:
   failurePolicy: Ignore
   reinvocationPolicy: IfNeeded
@@ -142,6 +166,7 @@ spec:
   - patchType: JSONPatch
     jsonPatch:
       expression: 'object.spec.?containers.orValue([]).transformList(j, c, []).flatten() + object.spec.?initContainers.orValue([]).transformList(j, c, []).flatten() + (size(variables.injected) == 0 ? [] : has(object.metadata.annotations) ? [JSONPatch{op: "add", path: "/metadata/annotations/productionpolicy.dev~1injected", value: variables.record.join(",")}] : [JSONPatch{op: "add", path: "/metadata/annotations", value: {"productionpolicy.dev/injected": variables.record.join(",")}}])'
+{{- end }}
 ---
 apiVersion: admissionregistration.k8s.io/v1
 kind: MutatingAdmissionPolicyBinding
@@ -149,6 +174,10 @@ metadata:
   name: productionpolicy.dev-defaults
   labels:
     {{- include "production-policy.componentLabels" (dict "root" $root "component" "controller") | nindent 4 }}
+{{- with (lookup "admissionregistration.k8s.io/v1" "MutatingAdmissionPolicyBinding" "" "productionpolicy.dev-defaults").spec }}
+spec:
+  {{- toYaml . | nindent 2 }}
+{{- else }}
 spec:
   policyName: productionpolicy.dev-defaults
   matchResources:
@@ -163,6 +192,7 @@ spec:
         - 'true'
         - 'True'
         - 'TRUE'
+{{- end }}
 ---
 apiVersion: admissionregistration.k8s.io/v1
 kind: ValidatingAdmissionPolicy
@@ -170,6 +200,10 @@ metadata:
   name: productionpolicy.dev-enforce
   labels:
     {{- include "production-policy.componentLabels" (dict "root" $root "component" "controller") | nindent 4 }}
+{{- with (lookup "admissionregistration.k8s.io/v1" "ValidatingAdmissionPolicy" "" "productionpolicy.dev-enforce").spec }}
+spec:
+  {{- toYaml . | nindent 2 }}
+{{- else }}
 spec:
   failurePolicy: {{ $root.Values.webhook.failurePolicy.validating }}
   matchConstraints:
@@ -210,6 +244,7 @@ spec:
   variables: []
   validations:
   - expression: 'true'
+{{- end }}
 ---
 apiVersion: admissionregistration.k8s.io/v1
 kind: ValidatingAdmissionPolicyBinding
@@ -217,6 +252,10 @@ metadata:
   name: productionpolicy.dev-enforce
   labels:
     {{- include "production-policy.componentLabels" (dict "root" $root "component" "controller") | nindent 4 }}
+{{- with (lookup "admissionregistration.k8s.io/v1" "ValidatingAdmissionPolicyBinding" "" "productionpolicy.dev-enforce").spec }}
+spec:
+  {{- toYaml . | nindent 2 }}
+{{- else }}
 spec:
   policyName: productionpolicy.dev-enforce
   matchResources:
@@ -233,6 +272,7 @@ spec:
         - 'TRUE'
   validationActions:
   - Deny
+{{- end }}
 ---
 apiVersion: admissionregistration.k8s.io/v1
 kind: ValidatingAdmissionPolicy
@@ -240,6 +280,10 @@ metadata:
   name: productionpolicy.dev-warn
   labels:
     {{- include "production-policy.componentLabels" (dict "root" $root "component" "controller") | nindent 4 }}
+{{- with (lookup "admissionregistration.k8s.io/v1" "ValidatingAdmissionPolicy" "" "productionpolicy.dev-warn").spec }}
+spec:
+  {{- toYaml . | nindent 2 }}
+{{- else }}
 spec:
   failurePolicy: {{ $root.Values.webhook.failurePolicy.validating }}
   matchConstraints:
@@ -280,6 +324,7 @@ spec:
   variables: []
   validations:
   - expression: 'true'
+{{- end }}
 ---
 apiVersion: admissionregistration.k8s.io/v1
 kind: ValidatingAdmissionPolicyBinding
@@ -287,6 +332,10 @@ metadata:
   name: productionpolicy.dev-warn
   labels:
     {{- include "production-policy.componentLabels" (dict "root" $root "component" "controller") | nindent 4 }}
+{{- with (lookup "admissionregistration.k8s.io/v1" "ValidatingAdmissionPolicyBinding" "" "productionpolicy.dev-warn").spec }}
+spec:
+  {{- toYaml . | nindent 2 }}
+{{- else }}
 spec:
   policyName: productionpolicy.dev-warn
   matchResources:
@@ -303,4 +352,6 @@ spec:
         - 'TRUE'
   validationActions:
   - Warn
+{{- end }}
+
 {{- end -}}
