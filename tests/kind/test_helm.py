@@ -360,7 +360,12 @@ def test_uninstall_leaves_no_webhook_configuration_and_pods_can_be_created(
     compiled |= {p.metadata.name for p in admission.list_mutating_admission_policy().items}
     assert not compiled & set(POLICY_NAMES), compiled
     core = kind_cluster.cluster.core
-    core.create_namespaced_pod(
-        namespace, pod("after", kind_cluster.busybox, "echo created", restart_policy="Never")
+    after = pod("after", kind_cluster.busybox, "echo created", restart_policy="Never")
+    # The API server drops deleted admission policies from its own cache a moment after the
+    # delete (its policy informer); until then it still enforces them.
+    wait_for(
+        lambda: core.create_namespaced_pod(namespace, after, dry_run="All"),
+        what="a pod the kept policy would refuse admitted once the chart is gone",
     )
+    core.create_namespaced_pod(namespace, after)
     assert wait_finished(core, namespace, "after").strip() == "created"
