@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import ssl
 import subprocess
@@ -58,6 +59,10 @@ def https_status(port: int, ca_pem: bytes, server_name: str, path: str) -> int:
     return int(status_line.split()[1])
 
 
+FORBIDDEN = re.compile(r"[Ff]orbidden|(?<![\d,.:])403(?!\d)")
+"""A refusal in a log line: the word, or the status code (not a timestamp's milliseconds, ",403")."""
+
+
 def forbidden(log: str) -> list[str]:
     """The log lines that say the API server refused something (403 / Forbidden)."""
-    return [line for line in log.splitlines() if "403" in line or "Forbidden" in line or "forbidden" in line]
+    return [line for line in log.splitlines() if FORBIDDEN.search(line)]
