@@ -218,14 +218,8 @@ def _body_parts(bodies: Iterable[object]) -> dict[int, int]:
     return parts
 
 
-def measure(workloads: int = 10_000) -> dict[str, Any]:
-    """Bytes kept per workload (with its ConfigMap and Secret), by structure.
-
-    Each structure is built in a phase of its own, from the same decoded bodies, so that what a
-    phase leaves allocated is that structure's; the bodies are dropped last, and what the
-    structures keep of them (strings, the template's labels, container fields) is split by which
-    structures reach it.
-    """
+def _shells() -> tuple[Controller, Auditor]:
+    """The controller's two shells over one policy that matches the bench namespace, with no API."""
     view = ClusterView()
     name, spec = objects.rollout_policy("bench-rollout", [NAMESPACE])
     view.put_policy(
@@ -238,8 +232,18 @@ def measure(workloads: int = 10_000) -> dict[str, Any]:
     )
     view.put_namespace(NAMESPACE, {"kubernetes.io/metadata.name": NAMESPACE})
     options = ControllerOptions(operator_namespace="production-policy")
-    controller = Controller(view, options, NO_API, HMAC_KEY)
-    auditor = Auditor(view, options, NO_API)
+    return Controller(view, options, NO_API, HMAC_KEY), Auditor(view, options, NO_API)
+
+
+def measure(workloads: int = 10_000) -> dict[str, Any]:
+    """Bytes kept per workload (with its ConfigMap and Secret), by structure.
+
+    Each structure is built in a phase of its own, from the same decoded bodies, so that what a
+    phase leaves allocated is that structure's; the bodies are dropped last, and what the
+    structures keep of them (strings, the template's labels, container fields) is split by which
+    structures reach it.
+    """
+    controller, auditor = _shells()
     grown: dict[str, int] = {}
 
     tracemalloc.start()
@@ -305,19 +309,7 @@ def measure(workloads: int = 10_000) -> dict[str, Any]:
 def _all_at_once(workloads: int, distinct: bool = False) -> int:
     """The same state built as the process builds it (both handlers on each body, the body dropped
     after its event, then the loop), counted as a whole: the check on the sum of the structures."""
-    view = ClusterView()
-    name, spec = objects.rollout_policy("bench-rollout", [NAMESPACE])
-    view.put_policy(
-        {
-            "apiVersion": "productionpolicy.dev/v1alpha1",
-            "kind": "ProductionPolicy",
-            "metadata": {"name": name},
-            "spec": spec,
-        }
-    )
-    options = ControllerOptions(operator_namespace="production-policy")
-    controller = Controller(view, options, NO_API, HMAC_KEY)
-    auditor = Auditor(view, options, NO_API)
+    controller, auditor = _shells()
     tracemalloc.start()
     before = tracemalloc.take_snapshot()
     _list(controller, workloads)
