@@ -18,7 +18,7 @@ from kubernetes import client
 
 from devtools.kind.release import Release, install
 from tests.support.cluster import KindNodes, remove_webhook_configurations
-from tests.support.kube import kubectl, wait_for
+from tests.support.kube import deployment, kubectl, wait_for
 from tests.support.pods import web_server
 
 # The first test also pays for the module's install (image build, kind load, helm install --wait:
@@ -52,31 +52,17 @@ def release(kind_cluster: KindNodes, tmp_path_factory: pytest.TempPathFactory) -
 
 def _deployment(name: str, image: str, command: str, **container: Any) -> dict[str, Any]:
     """One replica of busybox running ``command``, declaring port 8080 (so ``auto`` resolves)."""
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {
-                    "terminationGracePeriodSeconds": 1,
-                    "containers": [
-                        {
-                            "name": "app",
-                            "image": image,
-                            "imagePullPolicy": "Never",
-                            "command": ["/bin/sh", "-c", command],
-                            "ports": [{"containerPort": 8080}],
-                            **container,
-                        }
-                    ],
-                },
-            },
-        },
+    app = {
+        "name": "app",
+        "image": image,
+        "imagePullPolicy": "Never",
+        "command": ["/bin/sh", "-c", command],
+        "ports": [{"containerPort": 8080}],
+        **container,
     }
+    manifest = deployment(name, containers=[app])
+    manifest["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = 1
+    return manifest
 
 
 def _users(image: str) -> dict[str, Any]:
