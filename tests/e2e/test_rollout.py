@@ -814,21 +814,25 @@ def test_the_concurrency_cap_holds_rollouts_until_running_ones_finish(
     cluster: Cluster, ns: str, make_policy: Any
 ) -> None:
     rollout_policy(make_policy, ns, debounceSeconds=0, maxConcurrent=1)
-    config_map(cluster, ns, "app", {"key": "1"})
+    # One ConfigMap each, changed in turn: which of two workloads changed at once goes first is
+    # not promised (a write that fails, on a conflict say, gives its place to the next in line).
+    config_map(cluster, ns, "app-a", {"key": "1"})
+    config_map(cluster, ns, "app-b", {"key": "1"})
     # "a-stuck" never gets a Ready pod (no node matches), so its rollout never finishes.
     make_deployment(
         cluster,
         ns,
         "a-stuck",
         pod_spec={"nodeSelector": {"no-such": "node"}},
-        **env_from_key("ConfigMap", "app", "key"),
+        **env_from_key("ConfigMap", "app-a", "key"),
     )
-    make_deployment(cluster, ns, "b-next", **env_from_key("ConfigMap", "app", "key"))
+    make_deployment(cluster, ns, "b-next", **env_from_key("ConfigMap", "app-b", "key"))
     wait_baseline(cluster, ns, "a-stuck")
     wait_baseline(cluster, ns, "b-next")
     wait_ready(cluster, ns, "b-next", 1)
-    patch_config_map(cluster, ns, "app", {"data": {"key": "2"}})
-    wait_for(lambda: revisions(cluster, ns, "Deployment", "a-stuck") == 2, 30, what="a-stuck to roll first")
+    patch_config_map(cluster, ns, "app-a", {"data": {"key": "2"}})
+    wait_for(lambda: revisions(cluster, ns, "Deployment", "a-stuck") == 2, 30, what="a-stuck to roll")
+    patch_config_map(cluster, ns, "app-b", {"data": {"key": "2"}})
     still(4)
     assert revisions(cluster, ns, "Deployment", "b-next") == 1, "the cap of 1 holds the second rollout"
     # The stuck rollout ends (scaled to zero): the queued one goes.
