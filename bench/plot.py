@@ -47,7 +47,8 @@ ENGINE_COLORS = {"none": "#8c8c8c", "webhook": "#1f77b4", "apiserver": "#2ca02c"
 
 def admission_e2e(data: dict[str, Any], path: Path) -> None:
     plt = _pyplot()
-    sizes = sorted({r["containers"] for r in data["comparison"]})
+    # An edit-only run into an empty --out has no creates: the edit row alone is drawn.
+    sizes = sorted({r["containers"] for r in data.get("comparison", [])})
     fig, axes = plt.subplots(len(sizes) + 1, 3, figsize=(14, 4 * (len(sizes) + 1)), squeeze=False)
     engines = list(ENGINE_COLORS)
     width = 0.8 / len(engines)
@@ -127,9 +128,8 @@ def admission_e2e(data: dict[str, Any], path: Path) -> None:
         )
     text_ax.text(0, 1, "\n".join(lines), va="top", fontsize=6, family="monospace")
     setup = data["setup"]
-    fig.suptitle(
-        f"{data['title']} ({setup['pods_per_run']} / {setup['big_pods_per_run']} creates per engine)"
-    )
+    creates = f" ({setup['pods_per_run']} / {setup['big_pods_per_run']} creates per engine)" if sizes else ""
+    fig.suptitle(f"{data['title']}{creates}")
     _save(plt, fig, data, path)
 
 

@@ -62,6 +62,8 @@ def _cpu_line(row: dict[str, Any]) -> str:
 
 
 def rows_admission(d: dict[str, Any]) -> list[list[str]]:
+    if "comparison" not in d:  # an edit-only run into an empty --out: no creates measured
+        return rows_policy_edit(d) + rows_create_costs(d)
     small = min(r["containers"] for r in d["comparison"])
     rows_small = [r for r in d["comparison"] if r["containers"] == small]
     top = rows_small[-1]
@@ -456,7 +458,7 @@ def write(out: Path) -> Path:
         machine = machine or data.get("machine")
         if "load_average_before" in data:
             loads.append(f"{name} {data['load_average_before'][0]}")
-        if name == "admission_e2e" and "engine" not in (data.get("runs") or [{}])[0]:
+        if name == "admission_e2e" and "comparison" in data and "engine" not in (data.get("runs") or [{}])[0]:
             rows.append([name, "-", "-", "-", "-", "**stale**", "results of an older scenario: run it again"])
         elif name == "admission_e2e":
             rows += rows_admission(data)
