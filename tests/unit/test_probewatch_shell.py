@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from typing import cast
+import logging
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any, cast
 
+import kopf
 import pytest
 from prometheus_client import REGISTRY
 
 from production_policy import kube
+from production_policy.audit import register_audit
 from production_policy.audit.auditor import Auditor
 from production_policy.cli import _controller_options, build_parser
+from production_policy.engine.audit import WorkloadRef
 from production_policy.engine.probewatch import (
     PROBE_FAILING,
     PROBE_RECOVERED,
@@ -152,6 +157,76 @@ def test_switched_off_it_registers_nothing() -> None:
     registry = runtime.new_registry()
     options = ControllerOptions(instance="test", probe_watch=False)
     assert register_probewatch(registry, ClusterView(), options, runtime.Started("the audit")) is None
+
+
+def pod_event(registry: kopf.OperatorRegistry, event_type: str | None, body: dict[str, Any]) -> None:
+    """Run the one handler of pod events in ``registry`` (there must be exactly one) as kopf would."""
+    (handler,) = [
+        h for h in registry._watching.get_all_handlers() if h.selector and h.selector.any_name == "pods"
+    ]
+    fn = cast(Callable[..., Coroutine[Any, Any, None]], handler.fn)  # ours take what they use, and **_
+    asyncio.run(fn(type=event_type, body=kopf.Body(cast(kopf.RawBody, body))))
+
+
+def a_bare_pod(**kwargs: Any) -> dict[str, Any]:
+    body = a_pod(**kwargs)
+    del body["metadata"]["ownerReferences"]
+    return body
+
+
+def test_one_handler_of_pods_feeds_the_probe_watch_and_the_audit() -> None:
+    auditor, view, _ = make_auditor()
+    started: runtime.Started[Auditor] = runtime.Started("the audit")
+    started.set(auditor)
+    registry = runtime.new_registry()
+    options = ControllerOptions(instance="test")
+    watcher = register_probewatch(registry, view, options, started)
+    assert watcher is not None
+    register_audit(registry, view, options, started, probes=watcher.tally, pods=watcher.pod_event)
+    body = a_bare_pod()
+    bare = WorkloadRef("shop", "Pod", body["metadata"]["name"])
+
+    pod_event(registry, None, body)
+    assert watcher.watch.workloads() == [bare] and bare in auditor.subjects
+
+    # Its injected annotation taken away: the probe watch forgets it (the audit still counts it).
+    del body["metadata"]["annotations"]
+    pod_event(registry, "MODIFIED", body)
+    assert len(watcher.watch) == 0 and bare in auditor.subjects
+
+    pod_event(registry, "DELETED", body)
+    assert bare not in auditor.subjects
+
+
+def test_a_failure_of_the_probe_watch_on_a_pod_does_not_keep_it_from_the_audit(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    auditor, view, _ = make_auditor()
+    started: runtime.Started[Auditor] = runtime.Started("the audit")
+    started.set(auditor)
+    registry = runtime.new_registry()
+
+    def broken(_type: str | None, _body: Mapping[str, Any]) -> None:
+        raise ValueError("a bug in the probe watch")
+
+    register_audit(registry, view, ControllerOptions(instance="test"), started, pods=broken)
+    body = a_bare_pod()
+    with caplog.at_level(logging.ERROR):
+        pod_event(registry, None, body)
+    assert WorkloadRef("shop", "Pod", body["metadata"]["name"]) in auditor.subjects
+    assert "the probe watch failed on pod shop/web-abc12-p1" in caplog.text
+    assert "a bug in the probe watch" in caplog.text
+
+
+def test_without_the_probe_watch_the_audit_still_has_its_handler_of_pods() -> None:
+    auditor, view, _ = make_auditor()
+    started: runtime.Started[Auditor] = runtime.Started("the audit")
+    started.set(auditor)
+    registry = runtime.new_registry()
+    register_audit(registry, view, ControllerOptions(instance="test"), started)
+    body = a_bare_pod()
+    pod_event(registry, None, body)
+    assert WorkloadRef("shop", "Pod", body["metadata"]["name"]) in auditor.subjects
 
 
 def test_the_kubelet_events_are_selected_by_the_api_server() -> None:

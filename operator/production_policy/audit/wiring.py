@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import kopf
@@ -32,12 +32,14 @@ def register_audit(
     started: runtime.Started[Auditor],
     compiled: Callable[[str], tuple[str, str, str]] | None = None,
     probes: Callable[[str], probewatch.ProbeTally] | None = None,
+    pods: Callable[[str | None, Mapping[str, Any]], None] | None = None,
 ) -> None:
     """Register the policy status and audit into ``registry``; ``started`` holds the Auditor once made.
 
     ``compiled`` gives each policy's CompiledToAPIServer condition (when the API server is asked
     to enforce: see :mod:`production_policy.apiserver`); ``probes`` the failing injected probes of
-    each policy's defaults (when the probe watch runs: see :mod:`production_policy.probewatch`).
+    each policy's defaults, and ``pods`` the probe watch's reader of pod events, which the audit's
+    pod handler calls first (when the probe watch runs: see :mod:`production_policy.probewatch`).
 
     ``view`` must be kept current by :func:`production_policy.processes.clusterview.register_views`,
     registered into the same registry *before* this: kopf runs a resource's handlers in
@@ -67,14 +69,30 @@ def register_audit(
     def wanted(namespace: str | None, **_: Any) -> bool:
         return namespace not in ignored
 
-    for kind in kinds.AUDITED:
-        # Handlers are async on purpose: they then run in the event loop, one at a time, never in
-        # kopf's thread pool, so the audit's maps need no locks.
-        @kopf.on.event(
-            kind.group, kind.version, kind.plural, registry=registry, id=f"audit-{kind.plural}", when=wanted
-        )
-        async def workload_event(type: str | None, body: kopf.Body, **_: Any) -> None:
+    # Handlers are async on purpose: they then run in the event loop, one at a time, never in
+    # kopf's thread pool, so the audit's maps (and the probe watch's) need no locks.
+    async def workload_event(type: str | None, body: kopf.Body, **_: Any) -> None:
+        started.get().workload_event(type, body)
+
+    handlers = {kind.kind: workload_event for kind in kinds.AUDITED}
+    if pods is not None:
+        read_pod = pods
+
+        # One handler for both readers of pods, not one each: kopf's work per handler per event,
+        # not the readers', is most of what a second one costs.
+        async def pod_event(type: str | None, body: kopf.Body, **_: Any) -> None:
+            try:
+                read_pod(type, body)
+            except Exception:  # as kopf treats a handler of its own: logged, and the audit still runs
+                log.exception("the probe watch failed on pod %s/%s", body.meta.namespace, body.meta.name)
             started.get().workload_event(type, body)
+
+        handlers[kinds.POD.kind] = pod_event
+
+    for kind in kinds.AUDITED:
+        kopf.on.event(
+            kind.group, kind.version, kind.plural, registry=registry, id=f"audit-{kind.plural}", when=wanted
+        )(handlers[kind.kind])
 
     view.on_policy_change(lambda change: started.get().policy_changed(change))
     view.on_namespace_change(lambda change: started.get().namespace_changed(change))

@@ -1,7 +1,7 @@
 """The probe watch: what the injected probes do to the workloads they went into.
 
-The imperative shell around :mod:`production_policy.engine.probewatch`: pods (kopf's watch, shared
-with the audit) and the kubelet's ``Unhealthy``/``Killing`` Events (:mod:`.kubelet`) in; Events
+The imperative shell around :mod:`production_policy.engine.probewatch`: pods (from the audit's
+handler of pods) and the kubelet's ``Unhealthy``/``Killing`` Events (:mod:`.kubelet`) in; Events
 on the workload and the policy, and the failing workloads in the policy's status (through the
 audit), out. ``register_probewatch`` adds it to a kopf registry (``controller`` and ``run --dev``).
 """

@@ -106,7 +106,8 @@ class ProbeWatcher:
     # What the watch handler and the kubelet Events call: bookkeeping and pure deciding, never I/O.
 
     def pod_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
-        """A pod was listed, added, changed or deleted."""
+        """A pod was listed, added, changed or deleted: any pod; one with no injected probe (now) is
+        not kept."""
         uid = (body.get("metadata") or {}).get("uid")
         facts = probewatch.pod_facts(body) if event_type != "DELETED" else None
         if facts is not None:

@@ -1,9 +1,9 @@
 """The kopf wiring of the probe watch.
 
-Pods are only *watched* (``on.event``), and only those the webhook injected something into (the
-``injected`` annotation present): kopf runs one watch per resource for all of a process's
-handlers, so this shares the audit's watch of pods and adds no stream of its own. The kubelet's
-Events are watched by :mod:`.kubelet`, in threads of their own.
+Pods come from the audit's handler of pods (kopf's one watch of them, and one handler on it: see
+``register_audit``'s ``pods``), which hands each pod event to :meth:`ProbeWatcher.pod_event`;
+those the webhook injected no probe into are dropped there. The kubelet's Events are watched by
+:mod:`.kubelet`, in threads of their own.
 """
 
 from __future__ import annotations
@@ -17,9 +17,7 @@ import kopf
 
 from production_policy import kube
 from production_policy.audit.auditor import Auditor
-from production_policy.engine import kinds
 from production_policy.engine.compiled import ExemptionKey
-from production_policy.engine.names import INJECTED_ANNOTATION
 from production_policy.probewatch.kubelet import KubeletEvents
 from production_policy.probewatch.watcher import ProbeWatcher
 from production_policy.processes import runtime
@@ -37,7 +35,7 @@ def register_probewatch(
     """Watch what the injected probes do (``audit``: the audit, once started, posts the Events and
     writes the statuses; ``compiled``: the withdrawals the compiled admission policies last applied
     hold, when they run); None (nothing registered) when ``options.probe_watch`` is off. Give the
-    result's ``tally`` to the audit.
+    result's ``tally`` and ``pod_event`` to the audit (``register_audit``).
     """
     if not options.probe_watch:
         return None
@@ -65,23 +63,5 @@ def register_probewatch(
             feed.close()
         if watcher.api is not None:
             watcher.api.close()
-
-    def wanted(namespace: str | None, **_: Any) -> bool:
-        return namespace not in ignored
-
-    pod = kinds.POD
-
-    # Async on purpose, as the audit's: it runs in the event loop, one at a time, so no locks.
-    @kopf.on.event(
-        pod.group,
-        pod.version,
-        pod.plural,
-        registry=registry,
-        id="probewatch-pods",
-        annotations={INJECTED_ANNOTATION: kopf.PRESENT},
-        when=wanted,
-    )
-    async def pod_event(type: str | None, body: kopf.Body, **_: Any) -> None:
-        watcher.pod_event(type, body)
 
     return watcher

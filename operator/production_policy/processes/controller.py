@@ -81,6 +81,7 @@ async def _act(options: ControllerOptions) -> None:
         audit,
         compiled.condition if compiled is not None else None,
         probes.tally if probes is not None else None,
+        probes.pod_event if probes is not None else None,
     )
     await asyncio.to_thread(initial_sync, view)
     await runtime.run_operator(registry)

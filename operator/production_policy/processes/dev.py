@@ -53,6 +53,7 @@ async def run_dev(port: int, settings: configuration.WebhookSettings, controller
                     audit,
                     compiled.condition if compiled else None,
                     probes.tally if probes else None,
+                    probes.pod_event if probes else None,
                 )
                 await loop.run_in_executor(None, kube.register_configurations, api, configs)
                 try:
