@@ -15,6 +15,8 @@ import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from production_policy.kube.admissionpolicies import Answer
+from tests.support.apiserver import dry_run_create
 from tests.support.cluster import EXCLUDED_NAMESPACE, OPERATOR_NAMESPACE, Cluster, DevOperator
 from tests.support.kube import deployment, kubectl, ready_pods, wait_for
 
@@ -210,6 +212,33 @@ def test_warn_admits_with_warnings_and_audit_admits_silently(
     wait_for(silent, 10, what="Audit to admit without warnings")
     audited = kubectl(str(cluster.kubeconfig), "-n", namespace, "create", "-f", "-", stdin=manifest)
     assert audited.returncode == 0 and "Warning:" not in audited.stderr, audited.stderr
+
+
+def test_a_refusal_names_the_enforce_violations_and_warns_of_the_warn_ones(
+    cluster: Cluster, namespace: str, dev_operator: DevOperator, make_policy: Any
+) -> None:
+    make_policy(f"enforce-{namespace}", _spec(namespace))
+    make_policy(
+        f"warn-{namespace}",
+        _spec(namespace, enforcement="Warn", probes={"startup": {"required": True}}, resources={}),
+    )
+    _wait_enforced(cluster, namespace)
+    portless = deployment("portless", containers=[{"name": "app", "image": "nginx:1.27"}])
+
+    def refused_and_warned() -> Answer | None:
+        answer = dry_run_create(cluster.api, namespace, portless)
+        return answer if answer.status == 403 and answer.warnings else None
+
+    # The API server passes the webhook's warnings on with its refusal.
+    answer = wait_for(refused_and_warned, 10, what="the Warn policy to be enforced too")
+    assert answer.message.startswith(
+        'admission webhook "workloads.validate.productionpolicy.dev" denied the request: '
+        f'production policy "enforce-{namespace}" (Enforce): container "app": no readinessProbe'
+    ), answer.message
+    assert "(Warn)" not in answer.message
+    assert answer.warnings == [
+        f'production policy "warn-{namespace}" (Warn): container "app": no startupProbe — add a startupProbe'
+    ]
 
 
 def test_legacy_workloads_ratchet(

@@ -5,8 +5,9 @@ ValidatingAdmissionPolicies are applied, and a server-side dry-run create (or up
 they bind is compared with what the webhook path gives for the same request: the engine's patch
 applied to the pod as the API server decoded it, then the engine's verdict on the result. Compared:
 admitted or refused, the HTTP code, the denial message (the engine's, behind the API server's
-prefix), the warnings, and each container's probes and resources and the ``injected`` annotation.
-No webhook is registered while this runs: enforcement comes from the API server alone.
+prefix), the warnings (the Warn violations, also on a refusal), and each container's probes and
+resources and the ``injected`` annotation. No webhook is registered while this runs: enforcement
+comes from the API server alone.
 """
 
 from __future__ import annotations
@@ -256,6 +257,17 @@ def _validation_cases() -> Iterator[Case]:
         policy(name, enforcement=name.capitalize(), **rule) for name in ("enforce", "warn", "audit")
     )
     yield _pod_case("enforcement-levels", pod(), audit, warn, enforce)
+    yield Case("enforcement-levels-template", (audit, warn, enforce), deployment(container()))
+    # The limits: at most 16 warnings, the last counting the rest; a warning of at most 250 code
+    # points; a denial message of at most 1700.
+    yield _pod_case("fifteen-warnings", validation.many_containers(5), validation.WARN_PROBES)
+    yield _pod_case("sixteen-warnings", validation.SIXTEEN_WARNINGS, validation.WARN_PROBES)
+    yield _pod_case("eighteen-warnings", validation.many_containers(6), validation.WARN_PROBES)
+    yield _pod_case(
+        "eighteen-warnings-on-a-denial", validation.many_containers(6), validation.WARN_PROBES, enforce
+    )
+    yield _pod_case("long-warning", pod(), validation.LONG_NAMED_WARN)
+    yield _pod_case("long-denial-message", validation.many_containers(12), validation.ENFORCE_PROBES)
     yield _pod_case("only-warn", pod(), warn)
     yield _pod_case("only-audit", pod(), audit)
     elsewhere = policy(match={"namespaces": ["other"]}, probes={"readiness": {"required": True}})
@@ -596,16 +608,16 @@ def _assert_same(expected: Expected, actual: Answer) -> None:
         assert actual.status == expected.answer.status, actual.message
         assert _causes(expected.answer) <= _causes(actual), actual.message
         return
+    # The Warn violations are warnings whether or not the request is refused, on both paths.
+    warned = f"Validation failed for ValidatingAdmissionPolicy '{WARN_NAME}' with binding '{WARN_NAME}': "
+    assert sorted(actual.warnings) == sorted(
+        [*expected.answer.warnings, *(warned + w for w in verdict.warnings)]
+    ), actual.message
     if verdict.denied:
         prefix = f"ValidatingAdmissionPolicy '{ENFORCE_NAME}' with binding '{ENFORCE_NAME}' denied request: "
         assert actual.status == 403, actual.message
         assert actual.message.endswith(" is forbidden: " + prefix + verdict.message), actual.message
-        assert sorted(actual.warnings) == sorted(expected.answer.warnings)  # the API server's own only
         return
     assert actual.status in (200, 201), actual.message
-    prefix = f"Validation failed for ValidatingAdmissionPolicy '{WARN_NAME}' with binding '{WARN_NAME}': "
-    assert sorted(actual.warnings) == sorted(
-        [*expected.answer.warnings, *(prefix + w for w in verdict.warnings)]
-    )
     assert _containers(actual.body) == _containers(expected.answer.body)
     assert _annotation(actual.body) == _annotation(expected.answer.body)

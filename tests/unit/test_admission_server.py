@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from production_policy.admission import review, server
 from production_policy.processes.clusterview import ClusterView
+from tests.support.engine import pod, policy_dict
 
 
 def _review_of(
@@ -112,12 +113,37 @@ def test_readiness_waits_for_the_initial_sync() -> None:
     _with_client(test, view)
 
 
-def test_allow_encodes_a_json_patch_and_trims_long_warnings() -> None:
+def test_allow_encodes_a_json_patch() -> None:
     patch = [{"op": "add", "path": "/metadata/annotations", "value": {"a": "b"}}]
-    answer = review.allow("u", patch=patch, warnings=["x" * 400])["response"]
+    answer = review.allow("u", patch=patch, warnings=["w"])["response"]
     assert json.loads(base64.b64decode(answer["patch"])) == patch
     assert answer["patchType"] == "JSONPatch"
-    assert len(answer["warnings"][0]) == review.MAX_WARNING_LENGTH
+    assert answer["warnings"] == ["w"]
+
+
+def test_a_denial_names_the_enforce_violations_and_warns_of_the_warn_ones() -> None:
+    view = ClusterView()
+    rule = {"probes": {"readiness": {"required": True}}}
+    for name, enforcement in (("enforce", "Enforce"), ("warn", "Warn")):
+        view.put_policy(policy_dict(name, enforcement=enforcement, **rule))
+
+    async def test(client: TestClient[Any, Any]) -> None:
+        answer = await client.post("/validate-pods", json=_review_of(pod()))
+        assert (await answer.json())["response"] == {
+            "uid": "u-1",
+            "allowed": False,
+            "status": {
+                "code": 403,
+                "reason": "Forbidden",
+                "message": 'production policy "enforce" (Enforce): container "app": no readinessProbe'
+                " — add a readinessProbe",
+            },
+            "warnings": [
+                'production policy "warn" (Warn): container "app": no readinessProbe — add a readinessProbe'
+            ],
+        }
+
+    _with_client(test, view)
 
 
 def test_uid_of_survives_any_shape() -> None:

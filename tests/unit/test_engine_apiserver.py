@@ -183,19 +183,69 @@ def test_audit_policies_give_defaults_but_no_rules() -> None:
     mutating = {v["name"]: v["expression"] for v in objects[0]["spec"]["variables"]}
     # The audit policy's default request is injected, as the webhook does.
     assert mutating["dreq_cpu"] == 'variables.m1 ? "100m" : ""'
-    variables = {v["name"] for v in objects[2]["spec"]["variables"]}
     # precedence: web (priority 10), then audit, warn by name: indexes 0, 1, 2
-    assert {"f0", "f2"} <= variables and "f1" not in variables
+    enforce = {v["name"] for v in objects[2]["spec"]["variables"]}
+    warn = {v["name"] for v in objects[4]["spec"]["variables"]}
+    assert "f0" in enforce and "f1" not in enforce | warn and "f2" in warn
 
 
-def test_the_warn_vap_has_one_validation_per_warning_and_stays_silent_on_denials() -> None:
+def test_each_vap_holds_only_its_own_modes_rules() -> None:
+    enforce, warn = _objects()[2], _objects()[4]
+    names = [{v["name"] for v in vap["spec"]["variables"]} for vap in (enforce, warn)]
+    assert {"f0", "v0", "enforced", "message"} <= names[0] and not {"f2", "v2", "warned"} & names[0]
+    assert {"f2", "v2", "warned"} <= names[1] and not {"f0", "v0", "enforced", "message"} & names[1]
+    # the Warn policy's rule is nowhere in the Enforce VAP, the Enforce one's nowhere in the Warn VAP
+    assert '"Warn"' not in json.dumps(enforce) and "8Gi" not in json.dumps(enforce)
+    assert "(Enforce)" not in json.dumps(warn) and "readinessProbe" not in json.dumps(warn)
+
+
+def test_an_edit_of_one_mode_leaves_the_other_modes_vap_byte_identical() -> None:
+    before = [json.dumps(o) for o in _objects()]
+    enforce_edit = [  # its rules change, its defaults do not
+        policy(
+            "web",
+            priority=10,
+            probes={"readiness": {"required": True, "default": TCP_AUTO}, "liveness": {"required": True}},
+        ),
+        *POLICIES[1:],
+    ]
+    after = [json.dumps(o) for o in _objects(enforce_edit)]
+    assert after[2] != before[2] and after[4] == before[4]
+    assert after[0] == before[0]  # the defaults are the same: nor the MAP
+    warn_edit = [
+        POLICIES[0],
+        policy("warn", enforcement="Warn", resources={"max": {"memory": "4Gi"}}),
+        POLICIES[2],
+    ]
+    after = [json.dumps(o) for o in _objects(warn_edit)]
+    assert after[4] != before[4] and after[2] == before[2] and after[0] == before[0]
+    # A default both VAPs simulate is in both, and in the MAP.
+    default_edit = [
+        POLICIES[0],
+        POLICIES[1],
+        policy(
+            "audit",
+            enforcement="Audit",
+            resources={"defaultRequest": {"cpu": "200m"}, "minQoSClass": "Burstable"},
+        ),
+    ]
+    after = [json.dumps(o) for o in _objects(default_edit)]
+    assert after[0] != before[0] and after[2] != before[2] and after[4] != before[4]
+
+
+def test_the_warn_vap_has_one_validation_per_warning_the_last_counting_the_rest() -> None:
     validations = _objects()[4]["spec"]["validations"]
     assert len(validations) == 16
     assert validations[3] == {
-        "expression": "size(variables.warned) <= 3 || variables.enforced > 0",
+        "expression": "size(variables.warned) <= 3",
         "messageExpression": "string(variables.warned[3])",
         "message": "a production policy warns",
     }
+    assert validations[15]["expression"] == "size(variables.warned) <= 15"
+    assert validations[15]["messageExpression"] == (
+        "size(variables.warned) == 16 ? string(variables.warned[15]) : "
+        '"… and " + string(size(variables.warned) - 15) + " more Warn violations"'
+    )
 
 
 def test_what_is_not_compiled_is_reported_per_policy() -> None:

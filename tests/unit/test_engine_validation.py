@@ -10,6 +10,7 @@ import pytest
 
 from production_policy.engine import CompiledPolicy, Verdict, Violation, evaluate_workload, pod_template
 from production_policy.engine.qos import pod_qos_class
+from production_policy.engine.validation import MAX_MESSAGE, MAX_WARNING_LENGTH, MAX_WARNINGS, MORE_WARNINGS
 from tests.support.engine import (
     TCP_AUTO,
     container,
@@ -487,9 +488,10 @@ def test_enforcement_levels() -> None:
         "enforce",
         "warn",
     ]  # by precedence: priority, name
+    # One channel per mode, as the compiled VAPs: the refusal names the Enforce violations, and the
+    # Warn ones are warnings, on a denial too.
     assert verdict.message == (
-        'production policy "enforce" (Enforce): container "app": no readinessProbe — add a readinessProbe. '
-        'production policy "warn" (Warn): container "app": no readinessProbe — add a readinessProbe'
+        'production policy "enforce" (Enforce): container "app": no readinessProbe — add a readinessProbe'
     )
     assert verdict.warnings == [
         'production policy "warn" (Warn): container "app": no readinessProbe — add a readinessProbe'
@@ -505,8 +507,45 @@ def test_enforcement_levels() -> None:
         )
     ]
     only_warn = _verdict(pod(), warn)
-    assert not only_warn.denied and len(only_warn.warnings) == 1
+    assert not only_warn.denied and len(only_warn.warnings) == 1 and only_warn.message == ""
     assert _verdict(pod(), audit).message == ""
+
+
+WARN_PROBES = policy("warn-probes", enforcement="Warn", probes=REQUIRE_PROBES)
+LONG_NAMED_WARN = policy("long-" + "w" * 240, enforcement="Warn", probes={"readiness": {"required": True}})
+ENFORCE_PROBES = policy("all-probes", probes=REQUIRE_PROBES)
+
+
+def many_containers(count: int) -> dict[str, Any]:
+    """A pod of ``count`` containers with no port and no probe: three probe violations each."""
+    return pod(*(container(f"c{i:02}", port=None) for i in range(count)))
+
+
+TCP_8080 = {"tcpSocket": {"port": 8080}}
+SIXTEEN_WARNINGS = many_containers(5)
+SIXTEEN_WARNINGS["spec"]["containers"].append(
+    container("c05", port=None, readinessProbe=TCP_8080, startupProbe=TCP_8080)
+)
+
+
+def test_at_most_sixteen_warnings_the_last_saying_how_many_more() -> None:
+    five = _verdict(many_containers(5), WARN_PROBES).warnings  # 15 violations
+    assert len(five) == 15 and all(w.startswith('production policy "warn-probes" (Warn): ') for w in five)
+    sixteen = _verdict(SIXTEEN_WARNINGS, WARN_PROBES).warnings
+    assert sixteen[:15] == five and len(sixteen) == MAX_WARNINGS and "livenessProbe" in sixteen[15]
+    six = _verdict(many_containers(6), WARN_PROBES).warnings  # 18: 15 listed, 3 more
+    assert six == [*five, MORE_WARNINGS.format(3)] and len(six) == MAX_WARNINGS
+    (cut,) = _verdict(pod(), LONG_NAMED_WARN).warnings
+    assert len(cut) == MAX_WARNING_LENGTH and cut.endswith("w…")
+
+
+def test_a_long_denial_message_is_cut() -> None:
+    verdict = _verdict(many_containers(12), ENFORCE_PROBES)  # 36 violations
+    assert verdict.denied and len(verdict.message) == MAX_MESSAGE and verdict.message.endswith("…")
+    assert verdict.message.startswith(
+        'production policy "all-probes" (Enforce): container "c00": no readinessProbe'
+    )
+    assert len(verdict.violations) == 36
 
 
 def test_policies_that_do_not_match_are_not_applied() -> None:

@@ -42,7 +42,7 @@ def validate_workload(request: review.ReviewRequest, view: ClusterView) -> revie
         old_obj=request.old_obj if request.operation == "UPDATE" else None,
     )
     if verdict.denied:
-        answer = review.deny(request.uid, verdict.message)
+        answer = review.deny(request.uid, verdict.message, warnings=verdict.warnings)
     else:
         answer = review.allow(request.uid, warnings=verdict.warnings)
     if verdict.violations:

@@ -14,7 +14,6 @@ from typing import Any, Literal, NotRequired, TypedDict
 from production_policy.admission import wire
 
 API_VERSION = "admission.k8s.io/v1"
-MAX_WARNING_LENGTH = 250  # the API server drops longer warnings
 
 Operation = Literal["CREATE", "UPDATE", "DELETE", "CONNECT"]
 Decision = Literal["admitted", "warned", "denied", "malformed"]
@@ -172,17 +171,23 @@ def allow(uid: str, patch: list[dict[str, Any]] | None = None, warnings: list[st
         response["patchType"] = "JSONPatch"
         response["patch"] = base64.b64encode(wire.encode(patch)).decode()
     if warnings:
-        response["warnings"] = [
-            w if len(w) <= MAX_WARNING_LENGTH else w[: MAX_WARNING_LENGTH - 1] + "…" for w in warnings
-        ]
+        response["warnings"] = list(warnings)
     return _review(response)
 
 
-def deny(uid: str, message: str, code: int = 403, reason: str = "Forbidden") -> Answer:
-    """Refuse, with the message the user will see."""
-    return _review(
-        {"uid": uid, "allowed": False, "status": {"code": code, "reason": reason, "message": message}}
-    )
+def deny(
+    uid: str, message: str, code: int = 403, reason: str = "Forbidden", warnings: list[str] | None = None
+) -> Answer:
+    """Refuse, with the message the user will see, and warnings, which the API server passes on with
+    the refusal."""
+    response: Response = {
+        "uid": uid,
+        "allowed": False,
+        "status": {"code": code, "reason": reason, "message": message},
+    }
+    if warnings:
+        response["warnings"] = list(warnings)
+    return _review(response)
 
 
 def decision(answer: Answer | None) -> Decision:

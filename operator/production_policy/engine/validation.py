@@ -20,14 +20,27 @@ from production_policy.engine.merge import merge_defaults
 from production_policy.engine.pods import controlled_by_workload, pod_from_template
 from production_policy.engine.rules import SpecFacts, Violation, policy_violations
 
+MAX_MESSAGE = 1700
+"""Code points of a denial message kept: the compiled VAP's ``messageExpression`` result must stay
+under 5 KiB (at most 3 bytes a code point), and the webhook says the same."""
+MAX_WARNING_LENGTH = 250
+"""Code points of one warning kept: past 4 Ki code points of warnings in all, the API server cuts
+each to 256 and then drops the rest."""
+MAX_WARNINGS = 16
+"""Warnings per request, the last one saying how many more there are: a compiled VAP has one
+validation per warning, a fixed number, and more would pass the API server's 4 Ki anyway."""
+MORE_WARNINGS = "… and {} more Warn violations"
+"""The last warning when more than :data:`MAX_WARNINGS` Warn violations are found."""
+
 
 @dataclass(frozen=True)
 class Verdict:
     """What a policy check of one object found.
 
     ``violations``: all of them. ``denied``: one comes from an Enforce policy. ``message``: every
-    Enforce and Warn violation in one human sentence per policy (Audit ones stay out of sight).
-    ``warnings``: one line per Warn violation. ``audit``: the Audit violations.
+    Enforce violation in one human sentence per policy, the denial's text (at most
+    :data:`MAX_MESSAGE` code points). ``warnings``: one line per Warn violation, denied or not (see
+    :data:`MAX_WARNINGS`). ``audit``: the Audit violations, which admission never shows.
     """
 
     violations: list[Violation] = field(default_factory=list)
@@ -76,28 +89,42 @@ def evaluate_workload(
 
 
 def verdict(violations: Sequence[Violation]) -> Verdict:
-    """The verdict for a list of violations: denial, consolidated message, warnings, audit."""
-    shown = [v for v in violations if v.enforcement == "Enforce"] + [
-        v for v in violations if v.enforcement == "Warn"
-    ]
-    by_policy: dict[tuple[str, str], list[str]] = {}
-    for violation in shown:
-        by_policy.setdefault((violation.policy, violation.enforcement), []).append(describe(violation))
+    """The verdict for a list of violations: denial, consolidated message, warnings, audit.
+
+    Each mode has its own channel, as the compiled ValidatingAdmissionPolicies have one policy per
+    mode: the message names the Enforce violations only, and the Warn ones are warnings, also on
+    a denial (the API server passes a webhook's warnings on with its refusal).
+    """
+    by_policy: dict[str, list[str]] = {}
+    for violation in violations:
+        if violation.enforcement == "Enforce":
+            by_policy.setdefault(violation.policy, []).append(describe(violation))
     message = ". ".join(
-        f'production policy "{policy}" ({enforcement}): {"; ".join(lines)}'
-        for (policy, enforcement), lines in by_policy.items()
+        f'production policy "{policy}" (Enforce): {"; ".join(lines)}' for policy, lines in by_policy.items()
     )
+    warned = [
+        f'production policy "{v.policy}" (Warn): {describe(v)}' for v in violations if v.enforcement == "Warn"
+    ]
     return Verdict(
         violations=list(violations),
-        denied=any(v.enforcement == "Enforce" for v in violations),
-        message=message,
-        warnings=[
-            f'production policy "{v.policy}" (Warn): {describe(v)}'
-            for v in violations
-            if v.enforcement == "Warn"
-        ],
+        denied=bool(by_policy),
+        message=_cut(message, MAX_MESSAGE),
+        warnings=_bounded_warnings(warned),
         audit=[v for v in violations if v.enforcement == "Audit"],
     )
+
+
+def _bounded_warnings(warnings: list[str]) -> list[str]:
+    """At most :data:`MAX_WARNINGS` warnings, each cut to :data:`MAX_WARNING_LENGTH`; when there are
+    more, the last says how many are not listed (always two or more)."""
+    if len(warnings) > MAX_WARNINGS:
+        listed = MAX_WARNINGS - 1
+        warnings = [*warnings[:listed], MORE_WARNINGS.format(len(warnings) - listed)]
+    return [_cut(w, MAX_WARNING_LENGTH) for w in warnings]
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def describe(violation: Violation) -> str:

@@ -1,17 +1,18 @@
 """The ValidatingAdmissionPolicies: the engine's ``evaluate_workload`` for Pods and workload templates.
 
-Both policies (Enforce, bound with ``[Deny]``; Warn, bound with ``[Warn]``) hold the same
-variables: every Enforce and Warn policy's violations, after the merged defaults are simulated on
-the pod spec (a template gets no defaults from the MAP), with ratcheting against ``oldObject`` on
-UPDATE. They differ in their validations. The Enforce one fails when an Enforce policy is broken,
-with the engine's consolidated message (Warn violations included, as the webhook's denial has
-them). The Warn one gives one warning per Warn violation, as the webhook does, and none when the
-request is denied anyway. CEL has no functions, so to write each rule once the containers of the
-new pod spec and of the old one are one list (``res``), each finding saying its side; what every
-policy reads the same (a container's requests after defaults, a limit below its request) is
-computed once, in shared variables. The API server compiles all of it at every write of the
-object and again when it loads it, so the size of this CEL is what a policy edit waits for. The
-VAP of a mode no policy uses holds nothing but ``true``.
+One policy per enforcement mode, each with only its own mode's rules: the Enforce one (bound with
+``[Deny]``) fails when an Enforce policy is broken, with the engine's consolidated message of the
+Enforce violations; the Warn one (bound with ``[Warn]``) gives one warning per Warn violation, as
+the webhook does, whether or not the request is refused (the API server evaluates every VAP and
+passes the warnings on with a denial). So an edit of one policy changes the VAP of its mode only,
+and the API server recompiles only that one. Each simulates the merged defaults on the pod spec
+(a template gets no defaults from the MAP) and ratchets against ``oldObject`` on UPDATE. CEL has
+no functions, so to write each rule once the containers of the new pod spec and of the old one
+are one list (``res``), each finding saying its side; what every policy reads the same (a
+container's requests after defaults, a limit below its request) is computed once, in shared
+variables. The API server compiles all of it at every write of the object and again when it
+loads it, so the size of this CEL is what a policy edit waits for. The VAP of a mode no policy
+uses holds nothing but ``true``.
 """
 
 from __future__ import annotations
@@ -34,13 +35,7 @@ from production_policy.engine.apiserver.cel import (
     var_name,
 )
 from production_policy.engine.compiled import PROBE_KINDS, ProbeKind, has_container_rules
-
-MAX_MESSAGE = 1700
-"""Code points of the denial message kept: at most 3 bytes each stays under the API server's 5 KiB."""
-MAX_WARNING = 250
-"""As the webhook (``review.MAX_WARNING_LENGTH``): the API server drops longer warnings."""
-MAX_WARNINGS = 16
-"""Warn violations listed one warning each; the validations are static, so their number is fixed."""
+from production_policy.engine.validation import MAX_MESSAGE, MAX_WARNING_LENGTH, MAX_WARNINGS, MORE_WARNINGS
 
 WORKLOAD_RULES = [
     {
@@ -344,8 +339,8 @@ def has_rules(policy: ProductionPolicy) -> bool:
 def validating_variables(
     policies: Sequence[ProductionPolicy], defaults: Defaults, judged: Sequence[int]
 ) -> list[dict[str, str]]:
-    """The variables both validating policies share; ``judged``: indexes of the Enforce/Warn policies
-    with rules, in precedence order."""
+    """The variables a validating policy needs to judge ``judged`` (indexes of policies of its mode
+    with rules, in precedence order): their findings ``f<i>``, and ``v<i>`` those that are new."""
     variables = [
         {"name": "kind", "expression": "request.kind.kind"},
         {"name": "ns", "expression": "namespaceObject.metadata.name"},
@@ -394,36 +389,77 @@ def validating_variables(
                 f'!variables.f{i}.exists(o, o.s == "o" && o.k == v.k))',
             },
         ]
-    enforce = [i for i in judged if policies[i].spec.enforcement == "Enforce"]
-    warn = [i for i in judged if policies[i].spec.enforcement == "Warn"]
-    groups = []
-    for mode, indexes in (("Enforce", enforce), ("Warn", warn)):
-        for i in indexes:
-            head = lit(f'production policy "{policies[i].name}" ({mode}): ')
-            groups.append(
-                f'size(variables.v{i}) == 0 ? [] : [{head} + variables.v{i}.map(v, v.m).join("; ")]'
-            )
-    warnings = []
-    for i in warn:
-        head = lit(f'production policy "{policies[i].name}" (Warn): ')
-        warnings.append(f"variables.v{i}.map(v, {head} + v.m)")
-    variables += [
-        {"name": "enforced", "expression": " + ".join(f"size(variables.v{i})" for i in enforce) or "0"},
-        {
-            "name": "message",
-            "expression": "(" + " + ".join(f"({g})" for g in groups) + ').join(". ")' if groups else '""',
-        },
-        {
-            "name": "warned",
-            "expression": (
-                "(" + " + ".join(warnings) + f").map(w, size(w) <= {MAX_WARNING} ? w : "
-                f'w.substring(0, {MAX_WARNING - 1}) + "…")'
-            )
-            if warnings
-            else "[]",
-        },
-    ]
     return variables
+
+
+def _head(policy: ProductionPolicy) -> str:
+    """``verdict``'s words before a policy's violations."""
+    return lit(f'production policy "{policy.name}" ({policy.spec.enforcement}): ')
+
+
+def _cut(text: str, limit: int) -> str:
+    """``validation._cut`` in CEL, over a string expression."""
+    return f'size({text}) <= {limit} ? {text} : {text}.substring(0, {limit - 1}) + "…"'
+
+
+def _enforce_policy(
+    name: str,
+    policies: Sequence[ProductionPolicy],
+    defaults: Defaults,
+    judged: Sequence[int],
+    failure_policy: str,
+    labels: dict[str, str],
+) -> dict[str, Any]:
+    """Refuses when an Enforce policy is broken, with ``verdict``'s message: the Enforce violations."""
+    groups = " + ".join(
+        f'(size(variables.v{i}) == 0 ? [] : [{_head(policies[i])} + variables.v{i}.map(v, v.m).join("; ")])'
+        for i in judged
+    )
+    variables = [
+        *validating_variables(policies, defaults, judged),
+        {"name": "enforced", "expression": " + ".join(f"size(variables.v{i})" for i in judged)},
+        {"name": "message", "expression": f'({groups}).join(". ")'},
+    ]
+    validations = [
+        {
+            "expression": "variables.enforced == 0",
+            "messageExpression": _cut("string(variables.message)", MAX_MESSAGE),
+            "message": "refused by production policies (the message could not be built)",
+            "reason": "Forbidden",
+        }
+    ]
+    return _vap(name, variables, validations, failure_policy, labels)
+
+
+def _warn_policy(
+    name: str,
+    policies: Sequence[ProductionPolicy],
+    defaults: Defaults,
+    judged: Sequence[int],
+    failure_policy: str,
+    labels: dict[str, str],
+) -> dict[str, Any]:
+    """One warning per Warn violation, as ``verdict``'s warnings: at most MAX_WARNINGS, the last saying
+    how many more there are; whether the request is refused is the Enforce policy's business."""
+    warnings = " + ".join(f"variables.v{i}.map(v, {_head(policies[i])} + v.m)" for i in judged)
+    variables = [
+        *validating_variables(policies, defaults, judged),
+        {"name": "warned", "expression": f"({warnings}).map(w, {_cut('w', MAX_WARNING_LENGTH)})"},
+    ]
+    last = MAX_WARNINGS - 1
+    before, after = MORE_WARNINGS.split("{}")
+    more = f"{lit(before)} + string(size(variables.warned) - {last}) + {lit(after)}"
+    validations = [
+        {
+            "expression": f"size(variables.warned) <= {j}",
+            "messageExpression": f"string(variables.warned[{j}])"
+            if j < last
+            else f"size(variables.warned) == {MAX_WARNINGS} ? string(variables.warned[{j}]) : {more}",
+            "message": "a production policy warns",
+        }
+        for j in range(MAX_WARNINGS)
+    ]
+    return _vap(name, variables, validations, failure_policy, labels)
 
 
 def validating_policies(
@@ -433,40 +469,19 @@ def validating_policies(
     failure_policy: str,
     labels: dict[str, str],
 ) -> list[dict[str, Any]]:
-    """The Enforce and the Warn ValidatingAdmissionPolicy (named ``names``) for ``policies``."""
+    """The Enforce and the Warn ValidatingAdmissionPolicy (named ``names``) for ``policies``: each
+    holds only its own mode's rules, so an edit of a policy rewrites (and makes the API server
+    compile) the VAP of its mode only, unless it changes the defaults both simulate."""
     judged = [i for i, p in enumerate(policies) if p.spec.enforcement != "Audit" and has_rules(p)]
-    variables = validating_variables(policies, defaults, judged)
-    message = (
-        f"size(variables.message) <= {MAX_MESSAGE} ? string(variables.message) : "
-        f'string(variables.message).substring(0, {MAX_MESSAGE - 1}) + "…"'
-    )
-    enforce_validations = [
-        {
-            "expression": "variables.enforced == 0",
-            "messageExpression": message,
-            "message": "refused by production policies (the message could not be built)",
-            "reason": "Forbidden",
-        }
-    ]
-    warn_validations = [
-        {
-            # Whether there is a j-th warning first: usually not, and then the Enforce rules (already
-            # run by the other VAP, whose variables this one cannot see) are not evaluated again.
-            "expression": f"size(variables.warned) <= {j} || variables.enforced > 0",
-            "messageExpression": f"string(variables.warned[{j}])",
-            "message": "a production policy warns",
-        }
-        for j in range(MAX_WARNINGS)
-    ]
-    modes = {policies[i].spec.enforcement for i in judged}
-    return [
-        _vap(names[0], variables, enforce_validations, failure_policy, labels)
-        if "Enforce" in modes
-        else _admit_all(names[0], failure_policy, labels),
-        _vap(names[1], variables, warn_validations, failure_policy, labels)
-        if "Warn" in modes
-        else _admit_all(names[1], failure_policy, labels),
-    ]
+    vaps = []
+    for name, mode, build in ((names[0], "Enforce", _enforce_policy), (names[1], "Warn", _warn_policy)):
+        mine = [i for i in judged if policies[i].spec.enforcement == mode]
+        vaps.append(
+            build(name, policies, defaults, mine, failure_policy, labels)
+            if mine
+            else _admit_all(name, failure_policy, labels)
+        )
+    return vaps
 
 
 def _admit_all(name: str, failure_policy: str, labels: dict[str, str]) -> dict[str, Any]:
