@@ -381,3 +381,20 @@ def test_webhook_configurations_per_engine() -> None:
         ],
     ]
     assert shape("apiserver") == [[], [("policies.validate.productionpolicy.dev", "Fail")]]
+
+
+def test_a_rule_several_policies_give_is_compiled_once() -> None:
+    rules = {"probes": {"readiness": {"required": True}}, "resources": {"max": {"memory": "8Gi"}}}
+    teams = [policy(f"team-{n}", match={"namespaces": [n]}, **rules) for n in ("a", "b")]
+    other = policy("team-c", match={"namespaces": ["c"]}, resources={"max": {"memory": "4Gi"}})
+    enforce = _objects([*teams, other])[2]
+    alone = json.dumps(_objects([teams[0], other])[2])
+    text = json.dumps(enforce)
+    for rule in ("exceeds max 8Gi", "exceeds max 4Gi", "no readinessProbe"):
+        assert text.count(rule) == alone.count(rule) > 0
+    variables = {v["name"]: v["expression"] for v in enforce["spec"]["variables"]}
+    shared = [name for name in variables if name[0] == "c" and name[1:].isdigit()]
+    assert len(shared) == 3  # readiness, the 8Gi request and the 8Gi limit; not team-c's 4Gi
+    for name in shared:
+        assert f"variables.{name}[j]" in variables["f0"] and f"variables.{name}[j]" in variables["f1"]
+    assert "variables.c" not in variables["f2"]

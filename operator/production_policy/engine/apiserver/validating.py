@@ -17,6 +17,7 @@ uses holds nothing but ``true``.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -307,9 +308,9 @@ def _container_findings(policy: ProductionPolicy, defaults: Defaults) -> list[st
     return parts
 
 
-def _policy_findings(policy: ProductionPolicy, defaults: Defaults) -> str:
-    """The policy's findings on the new pod spec and on the old one (told apart by ``s``)."""
-    parts = _container_findings(policy, defaults)
+def _policy_findings(policy: ProductionPolicy, parts: Sequence[str]) -> str:
+    """The policy's findings on the new pod spec and on the old one (told apart by ``s``), from its
+    ``parts`` (its :func:`_container_findings`, or references to them where shared)."""
     text = f"variables.res.transformList(j, R, {' + '.join(parts)}).flatten()" if parts else "[]"
     wanted = policy.spec.resources.min_qos_class
     if wanted is not None and wanted != "BestEffort":
@@ -376,13 +377,26 @@ def validating_variables(
     variables += _container_variables(defaults, required, container_rules)
     if qos:
         variables += _qos_variables()
+    # A rule several policies give (the same CEL, since findings do not name their policy) is
+    # compiled once, as a variable per container: policies often share a baseline. Parts that are
+    # already a reference (``variables.order[j]...``) are left as they are.
+    parts = {i: _container_findings(policies[i], defaults) for i in judged}
+    uses = Counter(part for i in judged for part in set(parts[i]))
+    common = [
+        part
+        for part in dict.fromkeys(part for i in judged for part in parts[i])
+        if uses[part] > 1 and not part.startswith("variables.")
+    ]
+    shared = {part: f"variables.c{k}[j]" for k, part in enumerate(common)}
+    variables += [
+        {"name": f"c{k}", "expression": f"variables.res.transformList(j, R, {part})"}
+        for k, part in enumerate(common)
+    ]
     for i in judged:
+        findings = _policy_findings(policies[i], [shared.get(part, part) for part in parts[i]])
         # Ratcheting: a finding on the new spec counts unless the old spec had it too.
         variables += [
-            {
-                "name": f"f{i}",
-                "expression": f"variables.m{i} ? {_policy_findings(policies[i], defaults)} : []",
-            },
+            {"name": f"f{i}", "expression": f"variables.m{i} ? {findings} : []"},
             {
                 "name": f"v{i}",
                 "expression": f'variables.f{i}.filter(v, v.s == "n" && '
