@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from devtools import chartgen
 from devtools.devcluster import binaries
 from production_policy import cli
-from production_policy.admission import configuration
+from production_policy.admission import configuration, server
 from production_policy.engine.apiserver import ENGINES, InstallSettings, compile_policies
 from production_policy.engine.apiserver.canary import canary_objects
 from tests.support import rbac
@@ -282,6 +282,15 @@ def test_webhook_is_highly_available(rendered: dict[str, list[dict[str, Any]]]) 
         not service["spec"]["selector"].items()
         <= controller["spec"]["template"]["metadata"]["labels"].items()
     )
+
+
+def test_a_stopping_webhook_replica_is_not_killed_before_it_has_drained(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    webhook = one(rendered["default"], "Deployment", "-webhook")
+    grace = webhook["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    # The drain, then kopf's own shutdown (its watches stop) and the server's cleanup.
+    assert grace >= server.DRAIN_SECONDS + 15
 
 
 def test_controller_runs_a_leader_and_a_standby(rendered: dict[str, list[dict[str, Any]]]) -> None:

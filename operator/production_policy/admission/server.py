@@ -28,6 +28,44 @@ log = logging.getLogger(__name__)
 VIEW = web.AppKey("view", ClusterView)
 MAX_BODY_BYTES = 3 * 1024 * 1024  # the API server's own request limit for an object
 
+# Who closes a kept-alive connection matters. The API server's webhook client is Go's net/http
+# Transport as client-go builds it (k8s.io/client-go/transport/cache.go, through apimachinery's
+# SetTransportDefaults), speaking HTTP/1.1 to webhooks. When a server closes a connection the client
+# holds idle, the close can cross a request the client has just written on it, and Go retries no
+# POST once written (net/http shouldRetryRequest): that admission call fails with an EOF. Only two
+# closes never race: the client's own, after its idle timeout, and ours right after a response
+# that says ``Connection: close``.
+
+CLIENT_IDLE_SECONDS = 90.0
+"""How long the API server keeps an idle connection to a webhook: http.DefaultTransport's
+IdleConnTimeout, which SetTransportDefaults gives the webhook client."""
+
+KEEPALIVE_SECONDS = CLIENT_IDLE_SECONDS + 30
+"""How long we keep an idle connection: longer than the client does, so the client closes it."""
+
+DRAIN_SECONDS = CLIENT_IDLE_SECONDS + 10
+"""The longest a stopping server answers on: by then the client has closed every connection left
+idle since the stop began, and every connection used since was closed after its response."""
+
+ENDPOINTS_SECONDS = 5.0
+"""The shortest a stopping server keeps listening: the Service sends new connections to a
+terminating pod until kube-proxy has seen its endpoint go, and a refused one fails its call."""
+
+
+def drained(elapsed: float, open_connections: int) -> bool:
+    """Whether a server stopping for ``elapsed`` seconds, with ``open_connections``, may stop now."""
+    return elapsed >= DRAIN_SECONDS or (elapsed >= ENDPOINTS_SECONDS and open_connections == 0)
+
+
+@dataclass
+class Stopping:
+    """Whether the server is stopping: from then on every response closes its connection."""
+
+    began: float | None = None
+
+
+STOPPING = web.AppKey("stopping", Stopping)
+
 
 @dataclass(frozen=True)
 class TLSFiles:
@@ -128,9 +166,19 @@ async def _readyz(request: web.Request) -> web.Response:
     return web.Response(text="ok")
 
 
+async def _close_when_stopping(request: web.Request, response: web.StreamResponse) -> None:
+    # Runs after aiohttp chose the response's headers: the header is set here, and force_close()
+    # makes aiohttp close the connection once the response is sent.
+    if request.app[STOPPING].began is not None:
+        response.headers["Connection"] = "close"
+        response.force_close()
+
+
 def build_app(view: ClusterView) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[VIEW] = view
+    app[STOPPING] = Stopping()
+    app.on_response_prepare.append(_close_when_stopping)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
     app.router.add_post("/{path:.*}", _admission)
@@ -138,10 +186,28 @@ def build_app(view: ClusterView) -> web.Application:
 
 
 async def serve(view: ClusterView, host: str, port: int, context: ssl.SSLContext | None) -> web.AppRunner:
-    """Start serving; the caller keeps the runner and calls ``cleanup()`` to stop."""
-    runner = web.AppRunner(build_app(view), access_log=None, handle_signals=False)
+    """Start serving; the caller keeps the runner, may ``drain`` it, and calls ``cleanup()`` to stop."""
+    runner = web.AppRunner(
+        build_app(view), access_log=None, handle_signals=False, keepalive_timeout=KEEPALIVE_SECONDS
+    )
     await runner.setup()
     site = web.TCPSite(runner, host, port, ssl_context=context, reuse_address=True)
     await site.start()
     log.info("serving admission on %s://%s:%d", "https" if context else "http", host, port)
     return runner
+
+
+async def drain(runner: web.AppRunner, poll: float = 0.5) -> None:
+    """Answer on, each response closing its connection, until no connection is left open (the
+    client closes the idle ones) or ``DRAIN_SECONDS`` have passed; then ``cleanup()`` may close."""
+    loop = asyncio.get_running_loop()
+    stopping = runner.app[STOPPING]
+    stopping.began = loop.time()
+    assert runner.server is not None, "drain() is for a runner that serve() set up"
+    log.info(
+        "stopping: %d connections open, each closed after its next response", len(runner.server.connections)
+    )
+    while not drained(loop.time() - stopping.began, len(runner.server.connections)):
+        await asyncio.sleep(poll)
+    left = len(runner.server.connections)
+    log.info("drained after %.1fs, %d connections left open", loop.time() - stopping.began, left)

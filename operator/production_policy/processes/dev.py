@@ -39,7 +39,8 @@ async def run_dev(port: int, settings: configuration.WebhookSettings, controller
         try:
             # In a cluster Helm creates it; locally it holds the controller's digest key.
             await loop.run_in_executor(None, kube.ensure_namespace, api, controller.operator_namespace)
-            async with webhook.admission_served(registry, options) as view:
+            async with webhook.admission_served(registry, options) as served:
+                view = served.view
                 register_controller(registry, view, controller)
                 audit: runtime.Started[Auditor] = runtime.Started("the audit")
                 compiled = register_compiled(registry, view, controller, audit)

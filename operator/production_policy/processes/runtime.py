@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Generic, TypeVar
 
 import kopf
@@ -112,14 +114,46 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.process.ultimate_exiting_timeout = 60
 
 
-async def run_operator(registry: kopf.OperatorRegistry) -> None:
-    """Run kopf standalone and cluster-wide until SIGINT/SIGTERM."""
+async def run_operator(
+    registry: kopf.OperatorRegistry, before_stopping: Callable[[], Awaitable[None]] | None = None
+) -> None:
+    """Run kopf standalone and cluster-wide until SIGINT/SIGTERM. With ``before_stopping``, the
+    signal awaits it first, kopf still watching; kopf stops once it returns."""
     settings = kopf.OperatorSettings()
     configure(settings)
-    await kopf.operator(
+    stop = asyncio.Event()
+    existing = asyncio.all_tasks()
+    tasks = await kopf.spawn_tasks(
         registry=registry,
         settings=settings,
         memories=Unremembered(),
         standalone=True,
         clusterwide=True,
+        stop_flag=stop if before_stopping is not None else None,
     )
+    if before_stopping is not None:
+        # spawn_tasks has just set kopf's own handlers (stop at once): these replace them.
+        stop_on_signal(stop, before_stopping)
+    await kopf.run_tasks(tasks, ignored=existing)
+
+
+def stop_on_signal(stop: asyncio.Event, before_stopping: Callable[[], Awaitable[None]]) -> None:
+    """On SIGINT or SIGTERM, await ``before_stopping`` and then set ``stop``; a second signal sets
+    it at once."""
+    loop = asyncio.get_running_loop()
+    pending: list[asyncio.Task[None]] = []  # the running task, held: the loop keeps only weak references
+
+    async def stop_after() -> None:
+        try:
+            await before_stopping()
+        finally:
+            stop.set()
+
+    def on_signal() -> None:
+        if pending:
+            stop.set()
+        else:
+            pending.append(loop.create_task(stop_after(), name="before stopping"))
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, on_signal)

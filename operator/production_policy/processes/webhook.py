@@ -12,9 +12,9 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 
 import kopf
+from aiohttp import web
 
 from production_policy.admission import server
 from production_policy.processes import runtime
@@ -33,7 +33,9 @@ class WebhookOptions:
     cert_check_interval: float = 10.0
 
 
-async def serve_admission(view: ClusterView, options: WebhookOptions) -> tuple[Any, list[asyncio.Task[None]]]:
+async def serve_admission(
+    view: ClusterView, options: WebhookOptions
+) -> tuple[web.AppRunner, list[asyncio.Task[None]]]:
     """Start the admission server (and its certificate reloader); returns what must be stopped."""
     tasks: list[asyncio.Task[None]] = []
     context = None
@@ -46,17 +48,26 @@ async def serve_admission(view: ClusterView, options: WebhookOptions) -> tuple[A
     return runner, tasks
 
 
+@dataclass(frozen=True)
+class Served:
+    """What ``admission_served`` serves from, and how to stop it without failing a call."""
+
+    view: ClusterView
+    runner: web.AppRunner
+
+    async def drain(self) -> None:
+        await server.drain(self.runner)
+
+
 @contextlib.asynccontextmanager
-async def admission_served(
-    registry: kopf.OperatorRegistry, options: WebhookOptions
-) -> AsyncIterator[ClusterView]:
+async def admission_served(registry: kopf.OperatorRegistry, options: WebhookOptions) -> AsyncIterator[Served]:
     """Load the views, serve admission for the duration of the block, watch through ``registry``."""
     view = ClusterView()
     register_views(registry, view)
     await asyncio.get_running_loop().run_in_executor(None, initial_sync, view)
     runner, tasks = await serve_admission(view, options)
     try:
-        yield view
+        yield Served(view, runner)
     finally:
         for task in tasks:
             task.cancel()
@@ -64,7 +75,8 @@ async def admission_served(
 
 
 async def run_webhook(options: WebhookOptions) -> None:
-    """The webhook process: watch, serve, stop cleanly on a signal."""
+    """The webhook process: watch, serve; on a signal, drain the connections while still watching
+    (the view stays current for the last answers), then stop."""
     registry = runtime.new_registry()
-    async with admission_served(registry, options):
-        await runtime.run_operator(registry)
+    async with admission_served(registry, options) as served:
+        await runtime.run_operator(registry, before_stopping=served.drain)
