@@ -19,6 +19,7 @@ from kubernetes import client, config, watch
 from production_policy.engine.apiserver import ENFORCE_NAME, POLICY_NAMES
 from production_policy.engine.apiserver.report import CONDITION
 from production_policy.engine.names import FIELD_MANAGER
+from tests.support import processes
 from tests.support.apiserver import call, delete_compiled, dry_run_create, object_path
 from tests.support.cluster import (
     EXCLUDED_NAMESPACE,
@@ -262,6 +263,9 @@ def test_fields_another_manager_owns_do_not_leave_the_compiled_objects_stale(
         if "f:spec" in e.get("fieldsV1", {}) and not e.get("subresource")
     }
     assert owners == {FIELD_MANAGER}, owners
+    # Not the chart's installer: a takeover worth a warning.
+    taken = processes.takeovers(engine_operator.log())
+    assert taken and all(" WARNING " in line and "['someone-else']" in line for line in taken), taken
     big = dry_run_create(cluster.api, namespace, _pod(resources={"limits": {"memory": "16Gi"}}))
     assert big.status == 403 and "engine-a" in big.message  # engine-a still enforced
 

@@ -518,6 +518,13 @@ def test_upgrade_leaves_the_compiled_admission_policies_enforcing(
             90,
             what="the API server to enforce the compiled policy",
         )
+        # Helm created the objects and owns their fields: the controller's first start takes them
+        # over, and says so without a warning (it is the normal hand-over, not a problem).
+        wait_for(
+            lambda: processes.takeovers(process.log()), 30, what="the controller to take over Helm's fields"
+        )
+        taken = processes.takeovers(process.log())
+        assert all(" INFO " in line and "['helm']" in line for line in taken), taken
         path = f"/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicies/{ENFORCE_NAME}"
         written = call(cluster.api, "GET", path).body["spec"]
         release.helm.run(
@@ -539,6 +546,7 @@ def test_upgrade_leaves_the_compiled_admission_policies_enforcing(
             what="the API server to enforce the compiled policy after helm upgrade",
         )
         assert not processes.forbidden(process.log()), process.log()[-3000:]
+        assert not [line for line in processes.takeovers(process.log()) if " INFO " not in line]
     finally:
         process.stop()
 

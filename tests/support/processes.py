@@ -66,3 +66,8 @@ FORBIDDEN = re.compile(r"[Ff]orbidden|(?<![\d,.:])403(?!\d)")
 def forbidden(log: str) -> list[str]:
     """The log lines that say the API server refused something (403 / Forbidden)."""
     return [line for line in log.splitlines() if FORBIDDEN.search(line)]
+
+
+def takeovers(log: str) -> list[str]:
+    """The log lines where the controller took over fields another manager owned of a compiled object."""
+    return [line for line in log.splitlines() if "taking over the fields of its spec" in line]

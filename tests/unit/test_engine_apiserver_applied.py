@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from production_policy.engine.apiserver import InstallSettings, applied, compile_policies
-from production_policy.engine.names import COMPILED_DIGEST_ANNOTATION, FIELD_MANAGER
+from production_policy.engine.names import COMPILED_DIGEST_ANNOTATION, FIELD_MANAGER, HELM_RELEASE_ANNOTATION
 from tests.support.engine import policy
 
 SETTINGS = InstallSettings("production-policy")
@@ -99,3 +99,38 @@ def test_taking_over_an_object_we_never_applied_makes_our_entry() -> None:
     assert [(e["manager"], e["operation"]) for e in entries] == [(FIELD_MANAGER, "Apply"), ("helm", "Update")]
     assert entries[0]["apiVersion"] == "admissionregistration.k8s.io/v1"
     assert "f:paramKind" in entries[0]["fieldsV1"]["f:spec"]
+
+
+def test_only_a_manager_other_than_the_charts_installer_makes_the_takeover_unexpected() -> None:
+    # What a chart install leaves (Helm 3 creates; its entry holds Helm's release annotation too).
+    installed: dict[str, Any] = {
+        "f:metadata": {
+            "f:annotations": {
+                ".": {},
+                f"f:{HELM_RELEASE_ANNOTATION}": {},
+                "f:meta.helm.sh/release-namespace": {},
+            },
+            "f:labels": {".": {}, "f:app.kubernetes.io/managed-by": {}},
+        },
+        "f:spec": {"f:failurePolicy": {}, "f:validations": {}},
+    }
+    for installer in ("helm", "helm3"):  # Helm names its manager after its executable
+        live = _live(_entry(FIELD_MANAGER, "Apply", OURS_FIELDS), _entry(installer, "Update", installed))
+        assert applied.foreign_owners(live, FIELD_MANAGER) == [installer]
+        assert applied.unexpected_owners(live, FIELD_MANAGER) == []
+    # The same name without the release annotation (spec fields of Helm's only, as in HELM_FIELDS, or
+    # an admin's `kubectl` of the rendered chart) is another manager.
+    assert applied.unexpected_owners(_live(_entry("helm", "Update", HELM_FIELDS)), FIELD_MANAGER) == ["helm"]
+    mixed = _live(
+        _entry("helm", "Update", installed),
+        _entry("someone-else", "Apply", {"f:spec": {"f:variables": {}}}),
+        _entry(FIELD_MANAGER, "Update", OURS_FIELDS),  # our name, but an update: not our apply
+        _entry("kube-controller-manager", "Update", {"f:status": {}}, subresource="status"),
+    )
+    assert applied.foreign_owners(mixed, FIELD_MANAGER) == sorted(["helm", "someone-else", FIELD_MANAGER])
+    assert applied.unexpected_owners(mixed, FIELD_MANAGER) == sorted(["someone-else", FIELD_MANAGER])
+    # Once taken over, Helm's entry keeps its metadata: nothing foreign, nothing unexpected.
+    taken = {"metadata": {"managedFields": applied.taken_over(mixed, FIELD_MANAGER, "now")}}
+    assert (
+        applied.foreign_owners(taken, FIELD_MANAGER) == applied.unexpected_owners(taken, FIELD_MANAGER) == []
+    )

@@ -215,11 +215,16 @@ class CompiledPolicies:
         owners = applied.foreign_owners(live, FIELD_MANAGER)
         if not owners:
             return answer
-        log.warning(
-            "%s %s: taking over the fields of its spec owned by %s",
+        # After a chart install (or an upgrade that changed them) Helm owns the fields it created:
+        # handing them over is the normal course. Only another manager's are worth a warning.
+        unexpected = applied.unexpected_owners(live, FIELD_MANAGER)
+        log.log(
+            logging.WARNING if unexpected else logging.INFO,
+            "%s %s: taking over the fields of its spec owned by %s%s",
             obj["kind"],
             obj["metadata"]["name"],
             owners,
+            "" if unexpected else " (the chart's installer: expected)",
         )
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         taken = kube.set_managed_fields(api, live, applied.taken_over(live, FIELD_MANAGER, now))

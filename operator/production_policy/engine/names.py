@@ -66,6 +66,9 @@ LEASE_NAME = "production-policy-controller"
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 """The label the API server gives every namespace, holding its name (immutable)."""
 
+HELM_RELEASE_ANNOTATION = "meta.helm.sh/release-name"
+"""The annotation Helm puts on every object of a release it installs (``helm template`` does not)."""
+
 SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
 """The control plane's namespaces: never seen by the webhooks, never audited or rolled."""
 

@@ -12,6 +12,11 @@ setting stays, the object drifts from what we compiled, and a stale variable or 
 refers to one we dropped makes the API server refuse the object. ``foreign_owners`` tells it from
 the object's ``managedFields``; ``taken_over`` gives our apply entry every field of ``spec`` any
 manager owns, so that our next (forced) apply removes whatever it does not set.
+
+One co-owner is expected: the chart creates the objects (their spec of no policy, or at an upgrade
+the live one), so after every install Helm owns fields of their spec until the controller takes
+them over. ``unexpected_owners`` leaves it out, so that only another manager's fields make the
+takeover worth a warning.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from production_policy.engine.names import COMPILED_DIGEST_ANNOTATION
+from production_policy.engine.names import COMPILED_DIGEST_ANNOTATION, HELM_RELEASE_ANNOTATION
 
 ADMISSION_VERSION = "admissionregistration.k8s.io/v1"
 Key = tuple[str, str]
@@ -57,13 +62,22 @@ def stamped(objects: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 def foreign_owners(live: Mapping[str, Any], manager: str) -> list[str]:
     """The field managers other than our apply that own fields of the live object's ``spec``."""
+    return sorted({str(entry.get("manager", "")) for entry in _foreign_spec_entries(live, manager)})
+
+
+def unexpected_owners(live: Mapping[str, Any], manager: str) -> list[str]:
+    """The foreign owners of the live object's ``spec`` other than the chart's installer.
+
+    The installer is told by what its entry owns, Helm's release annotation, not by its name: Helm 3
+    names its field manager after its own executable (``helm`` as shipped, whatever it is renamed
+    to), and tools built on Helm's library set a name of their own.
+    """
     return sorted(
         {
             str(entry.get("manager", ""))
-            for entry in live.get("metadata", {}).get("managedFields") or []
-            if not _ours(entry, manager)
-            and not entry.get("subresource")
-            and "f:spec" in (entry.get("fieldsV1") or {})
+            for entry in _foreign_spec_entries(live, manager)
+            if f"f:{HELM_RELEASE_ANNOTATION}"
+            not in (entry["fieldsV1"].get("f:metadata") or {}).get("f:annotations", {})
         }
     )
 
@@ -114,6 +128,17 @@ def taken_over(live: Mapping[str, Any], manager: str, now: str) -> list[dict[str
                 continue
         kept.append(entry)
     return kept
+
+
+def _foreign_spec_entries(live: Mapping[str, Any], manager: str) -> list[Mapping[str, Any]]:
+    """The ``managedFields`` entries, not our apply's nor a subresource's, that own fields of ``spec``."""
+    return [
+        entry
+        for entry in live.get("metadata", {}).get("managedFields") or []
+        if not _ours(entry, manager)
+        and not entry.get("subresource")
+        and "f:spec" in (entry.get("fieldsV1") or {})
+    ]
 
 
 def _ours(entry: Mapping[str, Any], manager: str) -> bool:
