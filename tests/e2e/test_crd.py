@@ -11,7 +11,8 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from tests.support.cluster import Cluster
-from tests.support.kube import kubectl, wait_for
+from tests.support.helm import kubectl
+from tests.support.kube import wait_for
 from tests.support.paths import REPO
 
 pytestmark = pytest.mark.e2e
@@ -33,7 +34,8 @@ def test_the_crd_is_established_and_kubectl_explain_teaches(cluster: Cluster, cr
     # The API server publishes a new CRD's OpenAPI schema a moment after it is Established.
     explained = wait_for(
         lambda: (
-            (r := kubectl(str(cluster.kubeconfig), "explain", "prodpol.spec.probes")).returncode == 0 and r
+            (r := kubectl(cluster.kubeconfig, "explain", "prodpol.spec.probes", check=False)).returncode == 0
+            and r
         ),
         60,
         what="kubectl explain to know the CRD",

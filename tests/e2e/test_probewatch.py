@@ -18,7 +18,8 @@ import pytest
 from kubernetes import client
 
 from tests.support.cluster import Cluster, DevOperator
-from tests.support.kube import kubectl, wait_for
+from tests.support.helm import kubectl
+from tests.support.kube import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -148,8 +149,7 @@ def test_a_restarting_injected_liveness_probe_is_in_the_status_the_column_events
     )
     assert "httpGet /healthz on port 8080" in entry["message"] and "statuscode: 404" in entry["message"]
 
-    printed = kubectl(str(cluster.kubeconfig), "get", "prodpol", name)
-    assert printed.returncode == 0, printed.stderr
+    printed = kubectl(cluster.kubeconfig, "get", "prodpol", name)
     header, row = printed.stdout.splitlines()[:2]
     assert row.split()[header.split().index("PROBE-FAILING")] == "1"
 

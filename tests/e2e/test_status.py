@@ -15,7 +15,8 @@ from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
 from tests.support.cluster import Cluster, DevOperator
-from tests.support.kube import deployment, kubectl, wait_for
+from tests.support.helm import kubectl
+from tests.support.kube import deployment, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -260,8 +261,7 @@ def test_kubectl_shows_enforcement_counts_and_age_and_injected_defaults_are_repo
     cluster.apps.create_namespaced_deployment(namespace, deployment("web", replicas=0))  # no cpu request
     _wait_status(cluster, dev_operator, name, _counts(1, 1), "matched 1, non-compliant 1")
 
-    result = kubectl(str(cluster.kubeconfig), "get", "prodpol", name)
-    assert result.returncode == 0, result.stderr
+    result = kubectl(cluster.kubeconfig, "get", "prodpol", name)
     header, row = result.stdout.splitlines()
     assert header.split() == ["NAME", "ENFORCEMENT", "MATCHED", "NON-COMPLIANT", "PROBE-FAILING", "AGE"]
     assert row.split()[:4] == [name, "Warn", "1", "1"]

@@ -18,7 +18,8 @@ from kubernetes import client
 
 from devtools.kind.release import Release, install
 from tests.support.cluster import KindNodes, remove_webhook_configurations
-from tests.support.kube import deployment, kubectl, wait_for
+from tests.support.helm import kubectl
+from tests.support.kube import deployment, wait_for
 from tests.support.pods import web_server
 
 # The first test also pays for the module's install (image build, kind load, helm install --wait:
@@ -162,9 +163,9 @@ def test_an_injected_liveness_default_the_app_does_not_answer_is_caught_and_a_us
         "Warning",
     )
     assert "Liveness probe failed" in event.message and "onInjectedFailure: Withdraw" in event.message
-    described = kubectl(str(release.kubeconfig), "describe", "deployments", "web", "-n", namespace)
+    described = kubectl(release.kubeconfig, "describe", "deployments", "web", "-n", namespace)
     assert "InjectedProbeFailing" in described.stdout, described.stdout + described.stderr
-    printed = kubectl(str(release.kubeconfig), "get", "prodpol", policy)
+    printed = kubectl(release.kubeconfig, "get", "prodpol", policy)
     header, row = printed.stdout.splitlines()[:2]
     assert row.split()[header.split().index("PROBE-FAILING")] == "1"
     assert _gauge(_leader_metrics(kind_cluster, release), "liveness") >= 1
@@ -182,7 +183,7 @@ def test_an_injected_liveness_default_the_app_does_not_answer_is_caught_and_a_us
     custom.patch_cluster_custom_object(
         GROUP, VERSION, PLURAL, policy, {"spec": {"probes": {"liveness": {"default": answered}}}}
     )
-    kubectl(str(release.kubeconfig), "rollout", "restart", "deployments/web", "-n", namespace)
+    kubectl(release.kubeconfig, "rollout", "restart", "deployments/web", "-n", namespace)
     status = _wait_status(
         kind_cluster, release, policy, lambda s: s.get("probeFailingWorkloads") == 0, "web recovered"
     )

@@ -63,6 +63,8 @@ def documents(text: str) -> list[dict[str, Any]]:
 def kubectl(
     kubeconfig: Path, *args: str, stdin: str | None = None, check: bool = True, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
+    """``kubectl ARGS`` against ``kubeconfig``; ``check``: fail the test, with kubectl's output, when it
+    fails (pass ``check=False`` to read a refusal, or ``auth can-i``'s "no", which exits 1)."""
     proc = subprocess.run(
         [str(binary("kubectl")), "--kubeconfig", str(kubeconfig), *args],
         input=stdin,

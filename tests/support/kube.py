@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Callable
 from typing import Any, Literal, TypeVar
@@ -76,19 +75,6 @@ def replica_sets_of(apps: client.AppsV1Api, namespace: str, deployment_name: str
 def ready_pods(core: client.CoreV1Api, namespace: str, selector: str) -> list[Any]:
     pods = core.list_namespaced_pod(namespace, label_selector=selector).items
     return [p for p in pods if p.metadata.deletion_timestamp is None and pod_ready(p)]
-
-
-def kubectl(kubeconfig: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    """Run the kubectl we built (or the one on PATH) against ``kubeconfig``; never raises on failure."""
-    from devtools.devcluster.binaries import BinaryError, ensure_binaries
-
-    try:
-        binary = str(ensure_binaries(build=False)["kubectl"])
-    except BinaryError:
-        binary = "kubectl"
-    return subprocess.run(
-        [binary, f"--kubeconfig={kubeconfig}", *args], input=stdin, capture_output=True, text=True, timeout=60
-    )
 
 
 def kubectl_table(text: str, header: str) -> list[dict[str, str]]:
