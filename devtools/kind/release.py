@@ -82,7 +82,7 @@ class Release:
     helm: Path
     kubectl: Path
     home: Path  # helm's own directories
-    image: str
+    image: str = ""  # built and loaded for it; "": the chart's default, never run (tests/e2e: KWOK)
     build_seconds: float = 0.0  # `make image` (cached layers when the sources did not change)
     load_seconds: float = 0.0  # `kind load docker-image`
     install_seconds: float = 0.0  # `helm install --wait`: until every pod is Ready

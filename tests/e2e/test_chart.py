@@ -18,7 +18,6 @@ import base64
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +26,24 @@ import yaml
 from kubernetes import client
 
 from devtools.devcluster.controlplane import free_port
+from devtools.kind.release import Release
 from production_policy.admission.configuration import CONFIGURATION_NAME
 from production_policy.engine.apiserver import ENFORCE_NAME
 from production_policy.kube import webhooks
 from tests.support import processes, rbac
 from tests.support.apiserver import call, dry_run_create
-from tests.support.cluster import Cluster, ca_bundles, remove_webhook_configurations, webhook_configurations
-from tests.support.helm import CHART, Helm, assert_uninstalled, documents, is_hook, kubectl, one
+from tests.support.cluster import Cluster, ca_bundles, webhook_configurations
+from tests.support.helm import (
+    CHART,
+    Helm,
+    assert_uninstalled,
+    binary,
+    is_hook,
+    kubectl,
+    one,
+    release_objects,
+    removed_after,
+)
 from tests.support.identity import (
     ServiceAccountRef,
     can_i,
@@ -64,39 +74,18 @@ def release_namespace(cluster: Cluster) -> Iterator[str]:
     cluster.core.delete_namespace(NAMESPACE)
 
 
-@dataclass
-class Release:
-    helm: Helm
-    namespace: str
-    install_output: str
-
-    def objects(self) -> list[dict[str, Any]]:
-        """The release's objects as Helm recorded them (hooks excluded)."""
-        return documents(self.helm.run("get", "manifest", RELEASE, "-n", self.namespace).stdout)
-
-    def installed(self) -> bool:
-        return self.helm.run("status", RELEASE, "-n", self.namespace, check=False).returncode == 0
-
-
 @pytest.fixture(scope="module")
 def release(
     cluster: Cluster, helm: Helm, release_namespace: str, crd: dict[str, object]
 ) -> Iterator[Release]:
-    started = time.monotonic()
-    out = helm.run(
-        "install", RELEASE, str(CHART), "-n", release_namespace, "--wait", "--timeout", "180s"
-    ).stdout
-    print(f"helm install --wait: {time.monotonic() - started:.1f}s")
-    installed = Release(helm, release_namespace, out)
-    try:
+    installed = Release(
+        RELEASE, release_namespace, cluster.kubeconfig, binary("helm"), binary("kubectl"), helm.home
+    )
+    with removed_after(installed, cluster):  # a failed install too
+        started = time.monotonic()
+        installed.run("install", RELEASE, str(CHART), "-n", release_namespace, "--wait", "--timeout", "180s")
+        print(f"helm install --wait: {time.monotonic() - started:.1f}s")
         yield installed
-    finally:
-        if installed.installed():
-            helm.run(
-                "uninstall", RELEASE, "-n", release_namespace, "--wait", "--timeout", "120s", check=False
-            )
-        # Whatever happened above, no later test may inherit webhooks that point at nothing.
-        remove_webhook_configurations(cluster)
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +94,7 @@ def tokens(cluster: Cluster, release: Release, tmp_path_factory: pytest.TempPath
     workdir = tmp_path_factory.mktemp("tokens")
     return {
         component: token_kubeconfig(cluster.kubeconfig, account, workdir / f"{component}.kubeconfig")
-        for component, account in service_accounts(release.objects()).items()
+        for component, account in service_accounts(release_objects(release)).items()
     }
 
 
@@ -161,7 +150,7 @@ def test_with_cert_manager_only_its_own_kinds_are_refused_for_want_of_its_crds(
 
 
 def test_install_creates_every_object_and_the_pods_become_ready(cluster: Cluster, release: Release) -> None:
-    objects = release.objects()
+    objects = release_objects(release)
     listed = kubectl(cluster.kubeconfig, "get", "-f", "-", "-o", "name", stdin=yaml.safe_dump_all(objects))
     assert len(listed.stdout.split()) == len(objects)
     selector = f"app.kubernetes.io/instance={RELEASE}"
@@ -197,7 +186,7 @@ def test_install_creates_every_object_and_the_pods_become_ready(cluster: Cluster
 
 
 def test_install_notes_say_what_is_never_enforced_and_how_to_recover(release: Release) -> None:
-    notes = release.install_output.split("NOTES:", 1)[1]
+    notes = release.run("get", "notes", RELEASE, "-n", NAMESPACE).split("NOTES:", 1)[1]
     assert f"They never see: kube-node-lease, kube-public, kube-system, {NAMESPACE}," in notes
     assert (
         "kubectl delete mutatingwebhookconfiguration,validatingwebhookconfiguration production-policy"
@@ -361,7 +350,7 @@ def test_the_api_server_grants_exactly_the_chart_permissions_and_no_wildcard(
         for component, kubeconfig in tokens.items():
             resource, non_resource = rules(kubeconfig, namespace)
             granted = rbac.flatten(resource) - rbac.flatten(base_resource)
-            table = rbac.expected(release_engine(release.objects()))
+            table = rbac.expected(release_engine(release_objects(release)))
             expected = set(table[("ClusterRole", component)])
             if namespace == NAMESPACE:
                 expected |= table.get(("Role", component), set())
@@ -490,7 +479,7 @@ def test_upgrade_leaves_the_compiled_admission_policies_enforcing(
 ) -> None:
     # The chart creates the compiled objects (of no policy) and the controller fills them in; a
     # `helm upgrade` must not put the chart's empty content back under the running controller.
-    engine = release_engine(release.objects())
+    engine = release_engine(release_objects(release))
     assert engine in ("apiserver", "both")
     # The policy webhook points at a pod that does not serve: leave it out for the policy's create
     # (the upgrade puts it back, as Helm puts back what was deleted behind its back).
@@ -527,9 +516,7 @@ def test_upgrade_leaves_the_compiled_admission_policies_enforcing(
         assert all(" INFO " in line and "['helm']" in line for line in taken), taken
         path = f"/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicies/{ENFORCE_NAME}"
         written = call(cluster.api, "GET", path).body["spec"]
-        release.helm.run(
-            "upgrade", RELEASE, str(CHART), "-n", NAMESPACE, "--reuse-values", "--wait", "--timeout", "180s"
-        )
+        release.upgrade()
         kept = call(cluster.api, "GET", path).body["spec"] == written
         print(f"right after helm upgrade, {ENFORCE_NAME} holds the spec the controller wrote: {kept}")
         # Well within the controller's periodic read-back (RESYNC_SECONDS, 5 minutes). The object
@@ -556,19 +543,7 @@ def test_upgrade_keeps_the_certificates(cluster: Cluster, release: Release) -> N
     bundles = ca_bundles(cluster)
     assert bundles == {before["ca.crt"]}
     started = time.monotonic()
-    release.helm.run(
-        "upgrade",
-        RELEASE,
-        str(CHART),
-        "-n",
-        NAMESPACE,
-        "--reuse-values",
-        "--set",
-        "webhook.podAnnotations.upgraded=yes",
-        "--wait",
-        "--timeout",
-        "180s",
-    )
+    release.upgrade("webhook.podAnnotations.upgraded=yes")
     print(f"helm upgrade --wait: {time.monotonic() - started:.1f}s")
     assert cluster.core.read_namespaced_secret(f"{RELEASE}-webhook-tls", NAMESPACE).data == before
     assert ca_bundles(cluster) == bundles
@@ -578,12 +553,12 @@ def test_upgrade_keeps_the_certificates(cluster: Cluster, release: Release) -> N
 
 
 def test_the_uninstall_hook_command_deletes_exactly_the_webhook_configurations(
-    cluster: Cluster, release: Release, tmp_path: Path
+    cluster: Cluster, helm: Helm, release: Release, tmp_path: Path
 ) -> None:
     # Under KWOK the hook's Job never really runs, so run its command here, as its ServiceAccount.
     hook_objects = [
         o
-        for o in release.helm.template(RELEASE, NAMESPACE)
+        for o in helm.template(RELEASE, NAMESPACE)
         if is_hook(o) and o["metadata"]["labels"]["app.kubernetes.io/component"] == "cleanup"
     ]
     rbac_objects = [o for o in hook_objects if o["kind"] != "Job"]
@@ -607,16 +582,16 @@ def test_the_uninstall_hook_command_deletes_exactly_the_webhook_configurations(
         kubectl(cluster.kubeconfig, "delete", "-f", "-", stdin=manifest, check=False)
     # Helm puts back what was deleted behind its back, with the same CA.
     bundles = {cluster.core.read_namespaced_secret(f"{RELEASE}-webhook-tls", NAMESPACE).data["ca.crt"]}
-    release.helm.run("upgrade", RELEASE, str(CHART), "-n", NAMESPACE, "--reuse-values", "--wait")
+    release.upgrade()
     assert set(webhook_configurations(cluster)) == set(webhooks.KINDS)
     assert ca_bundles(cluster) == bundles
 
 
 def test_uninstall_leaves_no_webhook_configuration(cluster: Cluster, release: Release) -> None:
-    objects = release.objects()
+    objects = release_objects(release)
     assert webhook_configurations(cluster)
     started = time.monotonic()
-    release.helm.run("uninstall", RELEASE, "-n", NAMESPACE, "--wait", "--timeout", "120s")
+    release.run("uninstall", RELEASE, "-n", NAMESPACE, "--wait", "--timeout", "120s")
     print(f"helm uninstall --wait (pre-delete hook included): {time.monotonic() - started:.1f}s")
     assert_uninstalled(cluster, objects)
     hook_leftovers = kubectl(

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 import pytest
 
 from devtools.kind.release import Release, install
-from tests.support.cluster import Cluster, KindNodes, remove_webhook_configurations
+from tests.support.cluster import Cluster, KindNodes
+from tests.support.helm import removed_after
 
 
 @pytest.fixture(scope="session")
@@ -21,11 +22,7 @@ def chart_release(kind_cluster: KindNodes, tmp_path_factory: pytest.TempPathFact
     """The operator installed for one test module as the README says (devtools/kind/release.py):
     its image built and loaded, ``helm install --wait``. Removed after the module whatever happened,
     webhook configurations included: one left pointing at no pod would break every later pod create."""
-    release = install(kind_cluster.run, tmp_path_factory.mktemp("helm"))
-    try:
+    with removed_after(
+        install(kind_cluster.run, tmp_path_factory.mktemp("helm")), kind_cluster.cluster
+    ) as release:
         yield release
-    finally:
-        try:
-            release.remove()
-        finally:
-            remove_webhook_configurations(kind_cluster.cluster)

@@ -21,7 +21,7 @@ from kubernetes.client.rest import ApiException
 from devtools.kind.release import Release
 from production_policy.engine.apiserver import POLICY_NAMES
 from tests.support.cluster import KindNodes, ca_bundles, webhook_configurations
-from tests.support.helm import assert_uninstalled, documents, kubectl
+from tests.support.helm import assert_uninstalled, kubectl, release_objects
 from tests.support.kube import deployment, pod_ready, wait_for
 from tests.support.operator_identity import service_accounts
 from tests.support.pods import pod, wait_finished
@@ -31,11 +31,6 @@ pytestmark = pytest.mark.kind
 COMPONENTS = {"webhook": 2, "controller": 2}  # replicas by component, the chart's defaults
 INJECTED = "productionpolicy.dev/injected"
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
-
-
-def _objects(release: Release) -> list[dict[str, Any]]:
-    """The release's objects as helm recorded them (hooks left out)."""
-    return documents(release.run("get", "manifest", release.name, "--namespace", release.namespace))
 
 
 def _pods(kind_cluster: KindNodes, release: Release, component: str) -> list[Any]:
@@ -220,7 +215,7 @@ def test_a_non_conforming_deployment_is_refused_with_our_message(
 
 
 def test_the_pods_run_as_the_charts_service_accounts(kind_cluster: KindNodes, chart_release: Release) -> None:
-    accounts = service_accounts(_objects(chart_release))
+    accounts = service_accounts(release_objects(chart_release))
     for component in COMPONENTS:
         for found in _pods(kind_cluster, chart_release, component):
             assert found.spec.service_account_name == accounts[component].name
@@ -277,7 +272,7 @@ def test_each_pod_can_do_its_job_but_cannot_write_secrets_elsewhere_or_create_po
     assert {label: answers[label][0] for label in forbidden} == dict.fromkeys(forbidden, 403)
     assert {label: answers[label][0] for label in job} == dict.fromkeys(job, 200)
     # The same, asked the way an administrator checks a ServiceAccount.
-    account = service_accounts(_objects(chart_release))[component].username
+    account = service_accounts(release_objects(chart_release))[component].username
     for verb, resource, where in (
         ("create", "pods", namespace),
         ("create", "pods", ours),
@@ -352,7 +347,7 @@ def test_uninstall_leaves_no_webhook_configuration_and_pods_can_be_created(
 ) -> None:
     # A policy stays (the CRD is kept); with nothing left to enforce it, a pod it would refuse runs.
     make_policy(f"kept-{namespace}", {**POLICY, "match": {"namespaces": [namespace]}})
-    objects = _objects(chart_release)
+    objects = release_objects(chart_release)
     chart_release.uninstall()
     assert not chart_release.installed()
     assert_uninstalled(kind_cluster.cluster, objects)

@@ -17,8 +17,8 @@ import pytest
 from kubernetes import client
 
 from devtools.kind.release import Release, install
-from tests.support.cluster import KindNodes, remove_webhook_configurations
-from tests.support.helm import kubectl
+from tests.support.cluster import KindNodes
+from tests.support.helm import kubectl, removed_after
 from tests.support.kube import deployment, wait_for
 from tests.support.pods import web_server
 
@@ -42,13 +42,8 @@ TCP = {"tcpSocket": {"port": "auto"}, **QUICK}
 @pytest.fixture(scope="module")
 def release(kind_cluster: KindNodes, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Release]:
     installed = install(kind_cluster.run, tmp_path_factory.mktemp("helm"), VALUES)
-    try:
+    with removed_after(installed, kind_cluster.cluster):
         yield installed
-    finally:
-        try:
-            installed.remove()
-        finally:
-            remove_webhook_configurations(kind_cluster.cluster)
 
 
 def _deployment(name: str, image: str, command: str, **container: Any) -> dict[str, Any]:

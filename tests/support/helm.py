@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -12,8 +13,13 @@ from typing import Any
 import pytest
 import yaml
 
-from devtools.kind.release import run_helm
-from tests.support.cluster import Cluster, require_cluster, webhook_configurations
+from devtools.kind.release import Release, run_helm
+from tests.support.cluster import (
+    Cluster,
+    remove_webhook_configurations,
+    require_cluster,
+    webhook_configurations,
+)
 from tests.support.paths import REPO
 
 CHART = REPO / "charts" / "production-policy"
@@ -58,6 +64,24 @@ class Helm:
 
 def documents(text: str) -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(text) if doc]
+
+
+@contextlib.contextmanager
+def removed_after(release: Release, cluster: Cluster) -> Iterator[Release]:
+    """``release`` for the block, then removed whatever happened, webhook configurations included
+    (again here should ``remove`` fail): one left pointing at no pod would break every later pod create."""
+    try:
+        yield release
+    finally:
+        try:
+            release.remove()
+        finally:
+            remove_webhook_configurations(cluster)
+
+
+def release_objects(release: Release) -> list[dict[str, Any]]:
+    """The release's objects as Helm recorded them (hooks left out)."""
+    return documents(release.run("get", "manifest", release.name, "--namespace", release.namespace))
 
 
 def kubectl(
