@@ -500,6 +500,31 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+async def settled(process: Process, timeout: float, quiet_seconds: float) -> float | None:
+    """Wait until the process has used (almost) no CPU for ``quiet_seconds``; returns seconds waited.
+
+    None when it was still busy at ``timeout`` (kopf still working through the initial listing).
+    """
+    began = time.monotonic()
+    quiet_since: float | None = None
+    last = cpu_seconds(process.pid)
+    await asyncio.sleep(min(3.0, quiet_seconds))  # at least long enough to have started listing
+    while time.monotonic() - began < timeout:
+        process.check_alive()
+        await asyncio.sleep(1)
+        now = cpu_seconds(process.pid)
+        busy = now - last
+        last = now
+        if busy < 0.03:
+            quiet_since = quiet_since or time.monotonic()
+            if time.monotonic() - quiet_since >= quiet_seconds:
+                return time.monotonic() - began
+        else:
+            quiet_since = None
+    log(f"{process.argv[:4]} was still busy after {timeout:.0f}s; measuring it busy (recorded)")
+    return None
+
+
 def free_port() -> int:
     from devtools.devcluster.controlplane import free_port as _free_port
 

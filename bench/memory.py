@@ -50,31 +50,6 @@ FULL = Scale()
 TINY = Scale(steps=(10, 20), secrets=5, secret_bytes_total=500_000, settle_timeout=60.0, quiet_seconds=1.0)
 
 
-async def settled(process: Process, timeout: float, quiet_seconds: float) -> float | None:
-    """Wait until the process has used (almost) no CPU for ``quiet_seconds``; returns seconds waited.
-
-    None when it was still busy at ``timeout`` (kopf still working through the initial listing).
-    """
-    began = time.monotonic()
-    quiet_since: float | None = None
-    last = common.cpu_seconds(process.pid)
-    await asyncio.sleep(min(3.0, quiet_seconds))  # at least long enough to have started listing
-    while time.monotonic() - began < timeout:
-        process.check_alive()
-        await asyncio.sleep(1)
-        now = common.cpu_seconds(process.pid)
-        busy = now - last
-        last = now
-        if busy < 0.03:
-            quiet_since = quiet_since or time.monotonic()
-            if time.monotonic() - quiet_since >= quiet_seconds:
-                return time.monotonic() - began
-        else:
-            quiet_since = None
-    log(f"the controller was still busy after {timeout:.0f}s; measuring it busy (recorded)")
-    return None
-
-
 async def _measure(
     kubeconfig: Path,
     log_path: Path,
@@ -96,7 +71,7 @@ async def _measure(
             baselines = await objects.wait_baselined(
                 api, NAMESPACE, workloads, timeout=timeout, alive=controller.check_alive
             )
-        idle_after = await settled(controller, scale.settle_timeout, scale.quiet_seconds)
+        idle_after = await common.settled(controller, scale.settle_timeout, scale.quiet_seconds)
         memory = common.memory_kib(controller.pid)
     row = {
         "step": label,

@@ -29,7 +29,6 @@ from typing import Any
 
 from bench import common
 from bench.common import KubeHttp, Process, log
-from bench.memory import settled
 
 NAMESPACE = "probed"
 INJECTED = "productionpolicy.dev/injected"
@@ -125,7 +124,7 @@ async def _measure(
     )
     label = f"{len(pods)} pods, probe watch {'on' if watch else 'off'}"
     with Process(argv, tmp / f"{label}.log", env={"KUBECONFIG": str(kubeconfig)}) as controller:
-        started = await settled(controller, scale.settle_timeout, scale.quiet_seconds)
+        started = await common.settled(controller, scale.settle_timeout, scale.quiet_seconds)
         cpu_start, memory = common.cpu_seconds(controller.pid), common.memory_kib(controller.pid)
         kept = _kept(port)
         began = time.monotonic()
@@ -135,7 +134,7 @@ async def _measure(
             pods,
         )
         created_s = time.monotonic() - began
-        after_events = await settled(controller, scale.settle_timeout, scale.quiet_seconds)
+        after_events = await common.settled(controller, scale.settle_timeout, scale.quiet_seconds)
         cpu_events = common.cpu_seconds(controller.pid) - cpu_start
         memory_after = common.memory_kib(controller.pid)
     row = {

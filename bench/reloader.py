@@ -55,7 +55,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from bench import common, memory, objects
+from bench import common, objects
 from bench.common import KubeHttp, Process, log
 from bench.rollout import NAMESPACE, TemplateWatch, change_and_wait
 
@@ -266,7 +266,7 @@ async def _start(peer: Peer, kubeconfig: Path, log_path: Path, api: KubeHttp, sc
                 timeout=scale.settle_timeout + objects.BASELINE_SECONDS_EACH * n,
                 alive=process.check_alive,
             )
-        idle = await memory.settled(process, scale.settle_timeout, scale.quiet_seconds)
+        idle = await common.settled(process, scale.settle_timeout, scale.quiet_seconds)
     except BaseException:
         process.stop()
         raise
