@@ -129,10 +129,10 @@ spec:
       - ''
       apiVersions:
       - v1
-      operations:
-      - CREATE
       resources:
       - pods
+      operations:
+      - CREATE
       scope: Namespaced
   matchConditions:
   - name: something-to-default
@@ -212,34 +212,34 @@ spec:
       - ''
       apiVersions:
       - v1
-      operations:
-      - CREATE
       resources:
       - pods
+      operations:
+      - CREATE
       scope: Namespaced
     - apiGroups:
       - apps
       apiVersions:
       - v1
-      operations:
-      - CREATE
-      - UPDATE
       resources:
       - deployments
       - statefulsets
       - daemonsets
       - replicasets
+      operations:
+      - CREATE
+      - UPDATE
       scope: Namespaced
     - apiGroups:
       - batch
       apiVersions:
       - v1
-      operations:
-      - CREATE
-      - UPDATE
       resources:
       - jobs
       - cronjobs
+      operations:
+      - CREATE
+      - UPDATE
       scope: Namespaced
   variables: []
   validations:
@@ -292,34 +292,34 @@ spec:
       - ''
       apiVersions:
       - v1
-      operations:
-      - CREATE
       resources:
       - pods
+      operations:
+      - CREATE
       scope: Namespaced
     - apiGroups:
       - apps
       apiVersions:
       - v1
-      operations:
-      - CREATE
-      - UPDATE
       resources:
       - deployments
       - statefulsets
       - daemonsets
       - replicasets
+      operations:
+      - CREATE
+      - UPDATE
       scope: Namespaced
     - apiGroups:
       - batch
       apiVersions:
       - v1
-      operations:
-      - CREATE
-      - UPDATE
       resources:
       - jobs
       - cronjobs
+      operations:
+      - CREATE
+      - UPDATE
       scope: Namespaced
   variables: []
   validations:

@@ -8,7 +8,6 @@ for an install: docs/operations.md, "Failure policy".
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,19 +23,8 @@ VALIDATE_POLICIES = "/validate-policies"
 CONFIGURATION_NAME = "production-policy"
 
 
-def rules_for(workload_kinds: Iterable[kinds.WorkloadKind]) -> list[dict[str, Any]]:
-    """Webhook rules (without operations) for these kinds: one per API group and version, in table order."""
-    rules: dict[tuple[str, str], list[str]] = {}
-    for kind in workload_kinds:
-        rules.setdefault((kind.group, kind.version), []).append(kind.plural)
-    return [
-        {"apiGroups": [group], "apiVersions": [version], "resources": plurals}
-        for (group, version), plurals in rules.items()
-    ]
-
-
-WORKLOAD_RULES = rules_for(kinds.POD_CONTROLLERS)
-POD_RULES = rules_for([kinds.POD])
+WORKLOAD_RULES = kinds.rules_for(kinds.POD_CONTROLLERS)
+POD_RULES = kinds.rules_for([kinds.POD])
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """The workload kinds: the one table every kind-dependent list of the operator is derived from.
 
-The webhook rules (``admission.configuration``), the audited kinds and their API versions
+The webhook rules (``admission.configuration``) and the compiled admission policies' resource rules
+(``engine.apiserver.validating``), the audited kinds and their API versions
 (``engine.audit.subjects``), the rolled kinds (``engine.rollout.facts``), the watched resources
 (the rollout and audit wiring), the workload patches (``kube``) and where each kind keeps its pod
 template (``engine.pods``) all come from :data:`KINDS`. Adding a kind is adding one row.
@@ -8,7 +9,7 @@ template (``engine.pods``) all come from :data:`KINDS`. Adding a kind is adding 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,6 +64,19 @@ POD_CONTROLLERS = tuple(kind for kind in KINDS if kind.template_path)
 AUDITED = tuple(kind for kind in KINDS if kind.audited)
 
 ROLLABLE = tuple(kind for kind in KINDS if kind.rollable)
+
+
+def rules_for(workload_kinds: Iterable[WorkloadKind]) -> list[dict[str, Any]]:
+    """Admission rules (no operations) matching these kinds: one per API group and version, in table
+    order. The webhook configurations and the compiled admission policies add their operations."""
+    rules: dict[tuple[str, str], list[str]] = {}
+    for kind in workload_kinds:
+        rules.setdefault((kind.group, kind.version), []).append(kind.plural)
+    return [
+        {"apiGroups": [group], "apiVersions": [version], "resources": plurals}
+        for (group, version), plurals in rules.items()
+    ]
+
 
 _DEPLOYMENT_POD_LABEL = "pod-template-hash"
 """Set by the Deployment controller on its ReplicaSets' pods (and on no bare ReplicaSet's)."""

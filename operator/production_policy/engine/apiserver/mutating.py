@@ -31,6 +31,7 @@ from production_policy.engine.apiserver.cel import (
     probe_value,
     str_list,
 )
+from production_policy.engine.apiserver.validating import POD_RULES
 from production_policy.engine.compiled import PROBE_KINDS, ExemptionKey, ProbeKind
 from production_policy.engine.mutation import escape_pointer
 from production_policy.engine.names import INJECTED_ANNOTATION
@@ -246,17 +247,7 @@ def mutating_policy(
         "spec": {
             "failurePolicy": "Ignore",
             "reinvocationPolicy": "IfNeeded",
-            "matchConstraints": {
-                "resourceRules": [
-                    {
-                        "apiGroups": [""],
-                        "apiVersions": ["v1"],
-                        "operations": ["CREATE"],
-                        "resources": ["pods"],
-                        "scope": "Namespaced",
-                    }
-                ]
-            },
+            "matchConstraints": {"resourceRules": [*POD_RULES]},
             "matchConditions": [
                 {"name": "something-to-default", "expression": something_to_default(defaults)}
             ],

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from production_policy.api import RESOURCE_NAMES, ProductionPolicy, ResourceName, ResourcePolicy
+from production_policy.engine import kinds
 from production_policy.engine.apiserver.cel import (
     Defaults,
     default_variables,
@@ -38,21 +39,13 @@ from production_policy.engine.apiserver.cel import (
 from production_policy.engine.compiled import PROBE_KINDS, ProbeKind, has_container_rules
 from production_policy.engine.validation import MAX_MESSAGE, MAX_WARNING_LENGTH, MAX_WARNINGS, MORE_WARNINGS
 
+POD_RULES = [
+    {**rule, "operations": ["CREATE"], "scope": "Namespaced"} for rule in kinds.rules_for([kinds.POD])
+]
+"""``matchConstraints.resourceRules`` of pod creates, as the pod webhooks' (both policies')."""
 WORKLOAD_RULES = [
-    {
-        "apiGroups": ["apps"],
-        "apiVersions": ["v1"],
-        "operations": ["CREATE", "UPDATE"],
-        "resources": ["deployments", "statefulsets", "daemonsets", "replicasets"],
-        "scope": "Namespaced",
-    },
-    {
-        "apiGroups": ["batch"],
-        "apiVersions": ["v1"],
-        "operations": ["CREATE", "UPDATE"],
-        "resources": ["jobs", "cronjobs"],
-        "scope": "Namespaced",
-    },
+    {**rule, "operations": ["CREATE", "UPDATE"], "scope": "Namespaced"}
+    for rule in kinds.rules_for(kinds.POD_CONTROLLERS)
 ]
 # ``pods.controlled_by_workload``: such an object was judged through its owner's template.
 NOT_CONTROLLED = (
@@ -519,18 +512,7 @@ def _vap(
         "metadata": {"name": name, "labels": dict(labels)},
         "spec": {
             "failurePolicy": failure_policy,
-            "matchConstraints": {
-                "resourceRules": [
-                    {
-                        "apiGroups": [""],
-                        "apiVersions": ["v1"],
-                        "operations": ["CREATE"],
-                        "resources": ["pods"],
-                        "scope": "Namespaced",
-                    },
-                    *WORKLOAD_RULES,
-                ]
-            },
+            "matchConstraints": {"resourceRules": [*POD_RULES, *WORKLOAD_RULES]},
             "matchConditions": [{"name": "not-controlled-by-a-workload", "expression": NOT_CONTROLLED}],
             "variables": variables,
             "validations": validations,
