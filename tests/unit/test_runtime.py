@@ -57,3 +57,23 @@ def test_what_startup_makes_is_there_for_the_handlers_after_it_and_only_then() -
     assert started.take() == "made"
     with pytest.raises(RuntimeError):
         started.get()
+
+
+def test_cleanup_cancels_the_started_tasks_and_waits_for_each_to_end() -> None:
+    ended: list[str] = []
+
+    async def forever(name: str) -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            ended.append(name)
+
+    async def scenario() -> list[asyncio.Task[None]]:
+        tasks = [asyncio.create_task(forever(name)) for name in ("a", "b")]
+        done = asyncio.create_task(asyncio.sleep(0))  # one that already ended: awaited, no error
+        await asyncio.sleep(0)
+        await runtime.cancelled([*tasks, done])
+        assert ended == ["a", "b"]  # both ran their cleanup before cancelled() returned
+        return tasks
+
+    assert all(task.cancelled() for task in asyncio.run(scenario()))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 from typing import Any
 
@@ -49,10 +48,7 @@ def register_compiled(
 
     @kopf.on.cleanup(registry=registry, id="compiled-cleanup")
     async def stop(**_: Any) -> None:
-        for task in tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await runtime.cancelled(tasks)
         if compiled.api is not None:
             compiled.api.close()
 

@@ -8,7 +8,6 @@ Policy statuses are written by one task of our own, batched, through the status 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -58,10 +57,7 @@ def register_audit(
 
     @kopf.on.cleanup(registry=registry, id="audit-cleanup")
     async def stop(**_: Any) -> None:
-        for task in tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await runtime.cancelled(tasks)
         auditor = started.take()
         if auditor is not None:
             auditor.close()

@@ -9,7 +9,6 @@ those the webhook injected no probe into are dropped there. The kubelet's Events
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -54,10 +53,7 @@ def register_probewatch(
 
     @kopf.on.cleanup(registry=registry, id="probewatch-cleanup")
     async def stop(**_: Any) -> None:
-        for task in tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await runtime.cancelled(tasks)
         for feed in feeds:
             feed.stop()
             feed.close()

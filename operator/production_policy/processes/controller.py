@@ -8,7 +8,6 @@ cannot renew the Lease in time exits at once: it must not write after another re
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 
@@ -47,9 +46,7 @@ async def run_controller(options: ControllerOptions) -> None:
         await asyncio.wait({acting, keeping}, return_when=asyncio.FIRST_COMPLETED)
         if keeping.done():
             _exit_lost(keeping)
-        keeping.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await keeping
+        await runtime.cancelled([keeping])
         acting.result()
     finally:
         await elector.release()

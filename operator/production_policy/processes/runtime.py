@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Generic, TypeVar
@@ -53,6 +54,14 @@ class Started(Generic[T]):
         """The value, no longer held (None if it was never made: startup failed)."""
         value, self._value = self._value, None
         return value
+
+
+async def cancelled(tasks: Iterable[asyncio.Task[Any]]) -> None:
+    """Cancel the tasks and wait until each has ended (before their clients are closed)."""
+    for task in tasks:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 LIST_CHUNK = 50

@@ -10,7 +10,6 @@ started at startup.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
@@ -58,10 +57,7 @@ def register_controller(
 
     @kopf.on.cleanup(registry=registry, id="rollout-cleanup")
     async def stop(**_: Any) -> None:
-        for task in tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await runtime.cancelled(tasks)
         controller = started.take()
         if controller is not None:
             controller.close()
