@@ -149,8 +149,8 @@ def _list(controller: Controller, workloads: int) -> None:
     for kind, make in made.items():
         cache = controller.sources[kind]
         with mock.patch.object(kube, "list_page", _pages(kind, make, workloads)):
-            entries, _ = cache._list_all()
-        cache._replace(entries)
+            entries, version = cache._list_all()
+        cache._replace(entries, version)
 
 
 def _pages(kind: str, make: Callable[[int], dict[str, Any]], count: int) -> Callable[..., dict[str, Any]]:

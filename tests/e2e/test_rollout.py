@@ -19,6 +19,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -641,6 +642,58 @@ def test_workloads_created_and_deleted_while_config_maps_change_roll_only_what_c
         assert our_events(cluster, ns, f"new-{r}") == []
     left = {d.metadata.name for d in cluster.apps.list_namespaced_deployment(ns).items}
     assert left == {f"stay-{i}" for i in range(rounds)} | {f"new-{rounds - 2}", f"new-{rounds - 1}"}
+
+
+FILLERS = 8
+"""ConfigMaps changed at once just before each round's change, none referenced: 8 x 768 KiB."""
+FILLER_BYTES = 768 * 1024
+
+
+def busy_config_map_watch(cluster: Cluster, namespace: str) -> None:
+    """Change the filler ConfigMaps at once (each to new data, so each change is one): every
+    ConfigMap watch then has megabytes to read before the change that comes next."""
+
+    def change(name: str) -> None:
+        filler = base64.b64encode(os.urandom(FILLER_BYTES * 3 // 4)).decode()
+        patch_config_map(cluster, namespace, name, {"data": {"filler": filler}})
+
+    with ThreadPoolExecutor(FILLERS) as pool:
+        list(pool.map(change, [f"filler-{i}" for i in range(FILLERS)]))
+
+
+def test_a_workload_created_right_after_its_config_map_changed_never_rolls_for_that_change(
+    cluster: Cluster, ns: str, make_policy: Any
+) -> None:
+    """Twenty rounds of "change a ConfigMap, create a Deployment on it at once", while the
+    ConfigMaps' watch is busy with large changes made just before. The newcomer's ADDED event then
+    reaches the controller before the change does (two watches, in no order with each other); its
+    pods start with the new data, so its baseline must be that data, not the cache's older copy,
+    or the change, arriving next, rolls it for nothing. The Deployment that was there before the
+    change rolls, once."""
+    rounds = 20
+    rollout_policy(make_policy, ns, debounceSeconds=0)
+    for i in range(FILLERS):
+        config_map(cluster, ns, f"filler-{i}", {})
+    for r in range(rounds):
+        config_map(cluster, ns, f"app-{r}", {"LEVEL": "v0"})
+        make_deployment(
+            cluster, ns, f"stay-{r}", replicas=0, **env_from_key("ConfigMap", f"app-{r}", "LEVEL")
+        )
+    for r in range(rounds):
+        wait_baseline(cluster, ns, f"stay-{r}")
+    for r in range(rounds):
+        busy_config_map_watch(cluster, ns)
+        patch_config_map(cluster, ns, f"app-{r}", {"data": {"LEVEL": "v1"}})
+        make_deployment(cluster, ns, f"new-{r}", replicas=0, **env_from_key("ConfigMap", f"app-{r}", "LEVEL"))
+    for r in range(rounds):
+        wait_rolled(cluster, ns, f"stay-{r}")
+        wait_baseline(cluster, ns, f"new-{r}")
+    still(3)
+    rolled = [f"new-{r}" for r in range(rounds) if revisions(cluster, ns, "Deployment", f"new-{r}") != 1]
+    assert rolled == [], "rolled for a change made before they were created"
+    assert all(our_events(cluster, ns, f"new-{r}") == [] for r in range(rounds))
+    twice = [f"stay-{r}" for r in range(rounds) if revisions(cluster, ns, "Deployment", f"stay-{r}") != 2]
+    assert twice == [], "rolled more than once"
 
 
 def test_changes_while_stopped_roll_once_and_a_restart_without_change_rolls_nothing(

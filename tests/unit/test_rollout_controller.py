@@ -13,7 +13,8 @@ import pytest
 
 from production_policy import kube
 from production_policy.engine import SourceRef
-from production_policy.engine.rollout import WorkloadFacts
+from production_policy.engine.names import BASELINE_ANNOTATION as BASELINE
+from production_policy.engine.rollout import WorkloadFacts, decode
 from production_policy.processes.clusterview import ClusterView
 from production_policy.processes.options import ControllerOptions
 from production_policy.rollout.controller import RETRY_SECONDS, Controller
@@ -79,13 +80,15 @@ def make_controller() -> Controller:
     view = ClusterView()
     view.put_policy(policy_dict("rollouts", match={"namespaces": ["shop"]}, configRollout=ROLLOUTS))
     controller = Controller(view, ControllerOptions(operator_namespace="pp"), NO_API, KEY)
-    controller.sources["ConfigMap"]._replace({"shop": {"app": source_data(KEY, {"data": {"level": "info"}})}})
-    controller.sources["Secret"]._replace({})
+    controller.sources["ConfigMap"]._replace(
+        {"shop": {"app": source_data(KEY, {"data": {"level": "info"}})}}, "5"
+    )
+    controller.sources["Secret"]._replace({}, "5")
     return controller
 
 
 def change_the_configmap(controller: Controller) -> None:
-    controller.sources["ConfigMap"]._put(("shop", "app"), source_data(KEY, {"data": {"level": "debug"}}))
+    controller.sources["ConfigMap"]._put(("shop", "app"), source_data(KEY, {"data": {"level": "debug"}}), "6")
 
 
 async def baselined(controller: Controller, api: FakeAPI, *names: str) -> None:
@@ -149,6 +152,52 @@ def test_a_write_that_fails_gives_its_place_back(api: FakeAPI, failure: Exceptio
                 assert wake_at is None  # looked at again when its next version arrives
             else:
                 assert wake_at is not None and wake_at >= started + RETRY_SECONDS
+        finally:
+            loop.cancel()
+            controller.close()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("created", [True, False])
+def test_a_workload_created_just_after_a_change_is_baselined_on_the_new_data(
+    api: FakeAPI, monkeypatch: pytest.MonkeyPatch, created: bool
+) -> None:
+    """Its ADDED event overtakes the change on the ConfigMaps' watch: its sources are read afresh
+    (a found-by-listing workload's are not), so the change, delivered next, rolls only the workload
+    that existed before it, once."""
+    reads: list[str] = []
+
+    def read_source(_api: object, kind: str, namespace: str, name: str) -> dict[str, Any]:
+        reads.append(f"{kind} {namespace}/{name}")
+        return {"metadata": {"resourceVersion": "6"}, "data": {"level": "debug"}}
+
+    monkeypatch.setattr(kube, "read_source", read_source)
+
+    async def scenario() -> None:
+        controller = make_controller()
+        loop = asyncio.create_task(controller.run())
+        try:
+            await baselined(controller, api, "old")
+            await controller.workload_arrived(workload("new"), created=created)
+            await until(lambda: len(api.patches) == 2 if created else api.patches)
+            written = dict(api.patches)
+            assert reads == (["ConfigMap shop/app"] if created else [])
+            if not created:
+                # Only the cache, which has not seen the change: the old data.
+                assert list(written) == ["new"] and "spec" not in written["new"]
+                return
+            assert "spec" in written["old"] and "spec" not in written["new"]
+            tracked = decode(written["new"]["metadata"]["annotations"][BASELINE])
+            assert tracked is not None
+            debug = source_data(KEY, {"data": {"level": "debug"}}).digests
+            assert tracked.sources[("ConfigMap", "app")].digests == dict(debug)
+            for name, patch in api.patches:
+                controller.workload_seen(applied(workload(name), patch, "9"))
+            api.patches.clear()
+            change_the_configmap(controller)  # the watch delivers the change read already: nothing
+            await asyncio.sleep(0.1)
+            assert api.patches == [] and api.events == [("old", "ConfigRollout")]
         finally:
             loop.cancel()
             controller.close()

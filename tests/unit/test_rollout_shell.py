@@ -94,28 +94,87 @@ def test_a_source_cache_tells_only_real_changes_and_only_once_listed() -> None:
         changed: list[tuple[str, str, str]] = []
         cache = _cache(changed)
         a, b = source_data(KEY, {"data": {"k": "1"}}), source_data(KEY, {"data": {"k": "2"}})
-        cache._put(("shop", "early"), a)  # a watch event racing the first listing: not told
+        cache._put(("shop", "early"), a, "3")  # a watch event racing the first listing: not told
         assert not cache.synced.is_set() and changed == []
-        cache._replace({"shop": {"app": a, "db": a}})
+        cache._replace({"shop": {"app": a, "db": a}}, "4")
         assert cache.synced.is_set() and changed == [] and len(cache) == 2
         assert cache.get("shop", "early") is None  # the listing is the truth
-        cache._put(("shop", "app"), a)  # same digests (metadata only): nothing to tell
+        cache._put(("shop", "app"), a, "5")  # same digests (metadata only): nothing to tell
         assert changed == []
-        cache._put(("shop", "app"), b)
-        cache._put(("shop", "db"), None)
-        cache._put(("shop", "gone"), None)  # never seen, deleted: nothing to tell
+        cache._put(("shop", "app"), b, "6")
+        cache._put(("shop", "db"), None, "7")
+        cache._put(("shop", "gone"), None, "8")  # never seen, deleted: nothing to tell
         assert changed == [("shop", "ConfigMap", "app"), ("shop", "ConfigMap", "db")]
         assert cache.get("shop", "app") == b and cache.get("shop", "db") is None
         changed.clear()
         # A relisting (after the watch expired) tells what changed while not watching.
-        cache._replace({"shop": {"app": a, "new": b}, "other": {"app": a}})
+        cache._replace({"shop": {"app": a, "new": b}, "other": {"app": a}}, "20")
         assert sorted(changed) == [
             ("other", "ConfigMap", "app"),
             ("shop", "ConfigMap", "app"),
             ("shop", "ConfigMap", "new"),
         ]
-        cache._put(("other", "app"), None)  # the last of its namespace: nothing is left of it
+        cache._put(("other", "app"), None, "21")  # the last of its namespace: nothing is left of it
         assert "other" not in cache._entries and len(cache) == 2
+
+    asyncio.run(scenario())
+
+
+def test_a_source_cache_only_moves_forward_whatever_a_read_or_the_watch_brings() -> None:
+    async def scenario() -> None:
+        changed: list[tuple[str, str, str]] = []
+        cache = _cache(changed)
+        v0, v1, v2 = (source_data(KEY, {"data": {"k": value}}) for value in ("0", "1", "2"))
+        cache._replace({"shop": {"app": v0}}, "10")
+        # A read ahead of the watch (the change at 12 is not delivered yet) is taken, and told.
+        cache.offer("shop", "app", ("12", v1))
+        assert cache.get("shop", "app") == v1 and changed == [("shop", "ConfigMap", "app")]
+        changed.clear()
+        cache._put(("shop", "other"), v0, "11")  # another source's event before it: no effect on it
+        cache.offer("shop", "app", ("12", v1))  # read twice: nothing new
+        cache._put(("shop", "app"), v0, "11")  # an older version: dropped
+        cache._put(("shop", "app"), v1, "12")  # the very version read: the watch caught up
+        assert cache.get("shop", "app") == v1 and changed == [("shop", "ConfigMap", "other")]
+        assert cache._ahead == {}
+        cache._put(("shop", "app"), v2, "13")  # past the read: the watch's news again
+        assert cache.get("shop", "app") == v2 and changed[-1] == ("shop", "ConfigMap", "app")
+        changed.clear()
+        # A read the watch has passed (its answer overtaken by a change or a deletion) is not taken.
+        cache.offer("shop", "app", ("12", v1))
+        cache._put(("shop", "app"), None, "14")
+        cache.offer("shop", "app", ("13", v2))
+        assert cache.get("shop", "app") is None and changed == [("shop", "ConfigMap", "app")]
+        # Reads before the first listing, or newer than a relisting, stay; older ones go.
+        fresh = _cache([])
+        fresh.offer("shop", "new", ("30", v1))
+        fresh.offer("shop", "old", ("20", v1))
+        fresh._replace({"shop": {"old": v0}}, "25")
+        assert fresh.get("shop", "new") == v1 and fresh.get("shop", "old") == v0
+        assert fresh._ahead == {("shop", "new"): "30"}
+        fresh._put(("shop", "new"), v0, "29")  # a change the read had overtaken: dropped
+        assert fresh.get("shop", "new") == v1
+
+    asyncio.run(scenario())
+
+
+def test_a_source_read_afresh_keeps_digests_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def scenario() -> None:
+        cache = _cache([])
+        bodies: dict[str, dict[str, object]] = {
+            "app": {"metadata": {"resourceVersion": "42"}, "data": {"password": "aHVudGVyMg=="}}
+        }
+        asked: list[tuple[str, str, str]] = []
+
+        def read_source(_api: object, kind: str, namespace: str, name: str) -> dict[str, object] | None:
+            asked.append((kind, namespace, name))
+            return bodies.get(name)
+
+        monkeypatch.setattr(kube, "read_source", read_source)
+        read = cache.read("shop", "app")
+        assert read is not None and read[0] == "42" and set(read[1].digests) == {"password"}
+        assert "aHVudGVyMg==" not in repr(read) and "hunter2" not in repr(read)
+        assert cache.read("shop", "gone") is None
+        assert asked == [("ConfigMap", "shop", "app"), ("ConfigMap", "shop", "gone")]
 
     asyncio.run(scenario())
 

@@ -12,7 +12,8 @@ timeout, each write our field manager, and errors are described without the resp
   :func:`describe_error`.
 - :mod:`.events`: :class:`EventSpec` and :func:`post_event`.
 - :mod:`.writes`: the workload patch, the status patch, the digest key's Secret, namespaces.
-- :mod:`.listings`: the initial listings, and paged list-then-watch of ConfigMaps and Secrets.
+- :mod:`.listings`: the initial listings, paged list-then-watch of ConfigMaps and Secrets, and
+  one of them read by name.
 - :mod:`.webhooks`: registering and removing the webhook configurations.
 - :mod:`.leases`: the Lease of the controller's leader election.
 - :mod:`.admissionpolicies`: applying the compiled admission policies, dry runs, their type checks.
@@ -40,7 +41,7 @@ from production_policy.kube.client import (
 from production_policy.kube.errors import ApiError, Conflict, Expired, Gone, describe_error, is_api_error
 from production_policy.kube.events import EventSpec, post_event
 from production_policy.kube.leases import LeaseStore
-from production_policy.kube.listings import Watch, list_namespaces, list_page, list_policies
+from production_policy.kube.listings import Watch, list_namespaces, list_page, list_policies, read_source
 from production_policy.kube.webhooks import (
     delete_configuration,
     register_configurations,
@@ -89,6 +90,7 @@ __all__ = [
     "reach",
     "read_admission_object",
     "read_secret_data",
+    "read_source",
     "register_configurations",
     "remove_configurations",
     "serves",

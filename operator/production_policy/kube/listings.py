@@ -1,5 +1,6 @@
-"""The reads: the initial listings of policies and namespaces, and paged list-then-watch of what
-the controller follows itself: sources (ConfigMaps, Secrets) and the kubelet's Events.
+"""The reads: the initial listings of policies and namespaces, paged list-then-watch of what the
+controller follows itself (sources: ConfigMaps, Secrets; and the kubelet's Events), and one source
+read by name.
 
 They are read as raw JSON, not the client's models: a page of Secrets is parsed once and dropped.
 """
@@ -34,6 +35,21 @@ def list_namespaces(api: ApiClient) -> list[tuple[str, Mapping[str, str]]]:
         (item["metadata"]["name"], item["metadata"].get("labels") or {})
         for item in namespaces.get("items") or []
     ]
+
+
+def read_source(api: ApiClient, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+    """One ConfigMap or Secret as stored (raw JSON), read afresh; None if there is none.
+
+    A GET without a resourceVersion is a consistent read: the object as of the moment of the call.
+    """
+    plural = {"ConfigMap": "configmaps", "Secret": "secrets"}[kind]
+    try:
+        found: dict[str, Any] = api.request("GET", path("api", "v1", "namespaces", namespace, plural, name))
+    except ApiError as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return found
 
 
 def list_page(

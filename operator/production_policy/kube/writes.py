@@ -14,6 +14,7 @@ from production_policy.engine import kinds
 from production_policy.engine.names import FIELD_MANAGER
 from production_policy.kube.client import ApiClient, path
 from production_policy.kube.errors import ApiError, Conflict, Gone
+from production_policy.kube.listings import read_source
 
 MERGE_PATCH = "application/merge-patch+json"
 AS_US = {"fieldManager": FIELD_MANAGER}
@@ -62,13 +63,8 @@ def patch_status(api: ApiClient, name: str, patch: Mapping[str, Any]) -> dict[st
 
 def read_secret_data(api: ApiClient, namespace: str, name: str) -> dict[str, str] | None:
     """A Secret's ``data`` (base64 values, as stored); None if there is no such Secret."""
-    try:
-        secret = api.request("GET", path("api", "v1", "namespaces", namespace, "secrets", name))
-    except ApiError as exc:
-        if exc.status == 404:
-            return None
-        raise
-    return dict(secret.get("data") or {})
+    secret = read_source(api, "Secret", namespace, name)
+    return None if secret is None else dict(secret.get("data") or {})
 
 
 def create_secret(api: ApiClient, namespace: str, body: Mapping[str, Any]) -> bool:

@@ -88,6 +88,46 @@ class Controller:
         if len(self._dirty) != before:
             self._wakeup.set()
 
+    async def workload_arrived(self, facts: rollout.WorkloadFacts, *, created: bool) -> None:
+        """A workload's version from its watch (``created``: an ADDED event, not a listing).
+
+        A new workload's sources are read afresh before it is recorded, if the engine says its
+        first baseline needs them: the source cache's watch may not have delivered a change made
+        just before the workload was created.
+        """
+        if rollout.needs_fresh_sources(
+            facts,
+            created=created,
+            policies=self.view.sorted_policies(),
+            namespace_labels=self.view.labels_of(facts.namespace),
+            ignored_namespaces=self.options.all_ignored_namespaces,
+        ):
+            await asyncio.gather(
+                *(
+                    self._read_afresh(facts, self.sources[ref.kind], ref.name)
+                    for ref in facts.references
+                    if ref.kind in self.sources
+                )
+            )
+        self.workload_seen(facts)
+
+    async def _read_afresh(self, facts: rollout.WorkloadFacts, cache: SourceCache, name: str) -> None:
+        try:
+            read = await self._call(cache.read, facts.namespace, name)
+        except Exception as exc:
+            # The cache is then all there is: as before the read, a change still on its way rolls.
+            metrics.ERRORS.labels("rollout").inc()
+            log.warning(
+                "%s: could not read %s %s afresh for its first baseline (%s)",
+                facts.describe(),
+                cache.kind,
+                name,
+                kube.describe_error(exc),
+            )
+            return
+        if read is not None:
+            cache.offer(facts.namespace, name, read)
+
     def workload_seen(self, facts: rollout.WorkloadFacts) -> None:
         self.workloads.put(facts)
         metrics.INDEX_ENTRIES.labels("workloads").set(len(self.workloads))

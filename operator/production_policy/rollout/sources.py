@@ -9,6 +9,12 @@ before its first decision, so no workload is ever judged against half-listed sou
 Each kind is listed in pages and watched in a daemon thread of its own (the official client
 blocks); digests are computed there too, so hashing 200 MB of Secret data never stalls the event
 loop. Only digests cross over to the loop, where the cache lives.
+
+A source can also be read by name (:meth:`SourceCache.read`, for a new workload's first baseline:
+see :mod:`production_policy.engine.rollout.freshness`), and what the read brings is offered to the
+cache, which takes it only if it is newer than what its watch has delivered. The watch then drops
+its own delivery of a version the read already put in: by resourceVersion, the cache only moves
+forward.
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ SourceKey = tuple[str, str]
 """(namespace, name)."""
 Entries = dict[str, dict[str, rollout.SourceData]]
 """The digests by namespace, then by name: one dict per namespace, rather than a key tuple per source."""
+Read = tuple[str, rollout.SourceData]
+"""A source read by name: its resourceVersion and its digests."""
 
 PAGE_SIZE = 50
 """Objects per page of a listing. Small, so a page of large Secrets (up to 1 MiB each) stays a few
@@ -68,6 +76,10 @@ class SourceCache:
         self._hmac_key = hmac_key
         self._changed = changed
         self._entries: Entries = {}
+        self._watched: str | None = None
+        """The resourceVersion of the listing or of the last watch event applied (None: not listed)."""
+        self._ahead: dict[SourceKey, str] = {}
+        """Sources read by name ahead of the watch: the version read, until the watch delivers it."""
         self._stopping = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._watch = kube.Watch(api, kind, self._selector)
@@ -88,9 +100,39 @@ class SourceCache:
         self._stopping.set()
         self._watch.stop()
 
+    def read(self, namespace: str, name: str) -> Read | None:
+        """One source read afresh (blocking: call it in a worker thread); None if it does not exist.
+
+        Its values are digested here and dropped, as in a listing.
+        """
+        body = kube.read_source(self._api, self.kind, namespace, name)
+        if body is None:
+            return None
+        version = str((body.get("metadata") or {}).get("resourceVersion") or "")
+        return version, source_data(self._hmac_key, body)
+
     # In the loop.
 
-    def _replace(self, entries: Entries) -> None:
+    def offer(self, namespace: str, name: str, read: Read) -> None:
+        """Take what a read of one source brought, if it is newer than what the cache holds of it.
+
+        (A source found missing is not offered: the watch delivers its deletion, in order.)
+        """
+        key = (shared(namespace), name)
+        version, data = read
+        if not rollout.read_is_news(version, watched=self._watched, ahead=self._ahead.get(key)):
+            return
+        self._ahead[key] = version
+        self._store(key, data)
+
+    def _replace(self, entries: Entries, version: str) -> None:
+        # What was read after the listing stays: the listing is older.
+        kept = {key: at for key, at in self._ahead.items() if rollout.newer(at, version)}
+        for namespace, name in kept:
+            data = self.get(namespace, name)
+            if data is not None:
+                entries.setdefault(namespace, {})[name] = data
+        self._ahead, self._watched = kept, version
         before, self._entries = self._entries, entries
         if self.synced.is_set():  # a relisting: tell what changed while we were not watching
             for namespace in before.keys() | entries.keys():
@@ -100,7 +142,17 @@ class SourceCache:
                         self._changed(namespace, self.kind, name)
         self.synced.set()
 
-    def _put(self, key: SourceKey, data: rollout.SourceData | None) -> None:
+    def _put(self, key: SourceKey, data: rollout.SourceData | None, version: str) -> None:
+        """A watch event: ``data`` (None: deleted) at ``version``."""
+        self._watched = version
+        ahead = self._ahead.get(key)
+        if ahead is not None and not rollout.newer(ahead, version):
+            del self._ahead[key]  # the watch has caught up with the read
+        if not rollout.event_is_news(version, ahead=ahead):
+            return  # a read put this version, or a newer one, in already
+        self._store(key, data)
+
+    def _store(self, key: SourceKey, data: rollout.SourceData | None) -> None:
         namespace, name = key
         if self.get(namespace, name) == data:
             return  # metadata only, or our own replay: nothing a workload can see changed
@@ -122,7 +174,7 @@ class SourceCache:
             try:
                 if version is None:
                     entries, version = self._list_all()
-                    self._post(self._replace, entries)
+                    self._post(self._replace, entries, version)
                 version = self._watch_from(version)
             except kube.Expired:  # our version is too old to watch from: list afresh
                 log.info("%s watch expired; listing them again", self.kind)
@@ -164,9 +216,9 @@ class SourceCache:
         for event_type, body in self._watch.events(version, WATCH_SECONDS):
             version = (body.get("metadata") or {}).get("resourceVersion") or version
             if event_type in ("ADDED", "MODIFIED"):
-                self._post(self._put, _key_of(body), source_data(self._hmac_key, body))
+                self._post(self._put, _key_of(body), source_data(self._hmac_key, body), version)
             elif event_type == "DELETED":
-                self._post(self._put, _key_of(body), None)
+                self._post(self._put, _key_of(body), None, version)
             if self._stopping.is_set():
                 break
         return version

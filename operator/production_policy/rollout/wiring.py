@@ -92,4 +92,5 @@ def _register_workload(
             return
         facts = rollout.workload_facts(body)
         if facts is not None:
-            started.get().workload_seen(facts)
+            # kopf gives type None for what its listing found, ADDED for a creation it watched.
+            await started.get().workload_arrived(facts, created=type == "ADDED")

@@ -5,6 +5,8 @@
 - :mod:`.settings` merges the ``configRollout`` settings of the matching policies.
 - :mod:`.schedule` is the debounce / minimum interval / breaker / cap state machine.
 - :mod:`.writes` builds the patches; :mod:`.decide` puts it all together for one workload.
+- :mod:`.freshness` says when a new workload's first baseline waits for its sources read afresh,
+  and which of two versions of a source is the newer.
 - :mod:`.fleet` is the cluster-wide ledger: rollouts in flight under the caps, queue order, what
   is kept of each workload between looks.
 """
@@ -33,6 +35,13 @@ from production_policy.engine.rollout.facts import (
     workload_facts,
 )
 from production_policy.engine.rollout.fleet import Fleet, Look
+from production_policy.engine.rollout.freshness import (
+    compare_versions,
+    event_is_news,
+    needs_fresh_sources,
+    newer,
+    read_is_news,
+)
 from production_policy.engine.rollout.schedule import (
     ROLLOUT_TIMEOUT_SECONDS,
     Action,
@@ -76,15 +85,20 @@ __all__ = [
     "adopt_running",
     "compact",
     "compare",
+    "compare_versions",
     "config_digest",
     "decide",
     "decode",
     "encode",
+    "event_is_news",
     "has_capacity",
     "key_id",
     "merge_settings",
     "namespace_ignored",
+    "needs_fresh_sources",
+    "newer",
     "observe",
+    "read_is_news",
     "source_ignored",
     "still_running",
     "unmanaged_reason",
