@@ -2,9 +2,9 @@
 
 One release for the module, installed as the README says (devtools/kind/release.py) with shorter
 probe-watch thresholds (2 restarts, 45 s unready) so a test waits a minute, not five. Each test has
-its own namespace and its own policy matching only it. The last one withdraws a failing default
-(``onInjectedFailure: Withdraw``) through the admission engines the chart runs. On KWOK none of
-this could fail: no probe runs there, nothing restarts, and every pod is Ready.
+its own namespace and its own policy matching only it. The last two withdraw a failing default
+(``onInjectedFailure: Withdraw``: liveness, then startup) through the admission engines the chart
+runs. On KWOK none of this could fail: no probe runs there, nothing restarts, and every pod is Ready.
 """
 
 from __future__ import annotations
@@ -238,6 +238,34 @@ def _withdrawn(name: str) -> Callable[[dict[str, Any]], bool]:
     return check
 
 
+def _rolled_once_without(kind_cluster: KindNodes, namespace: str, name: str, probe: str) -> Any:
+    """Wait until the one-replica Deployment ``name`` is rolled for its withdrawn ``probe`` (its
+    template says so) and its one new pod is ready, without that injected probe; then watch that
+    pod stay unrestarted over 30 s, several times what the withdrawn probe (1 s delay + 2 failures
+    x 3 s) took to have it killed. Returns the Deployment as rolled."""
+    apps = client.AppsV1Api(kind_cluster.cluster.api)
+
+    def rolled() -> Any:
+        deployment = apps.read_namespaced_deployment(name, namespace)
+        annotations = deployment.spec.template.metadata.annotations or {}
+        done = (deployment.status.updated_replicas or 0) == 1 and (deployment.status.ready_replicas or 0) == 1
+        settled = done and len(_pods(kind_cluster, namespace, name)) == 1
+        return (
+            deployment
+            if annotations.get("productionpolicy.dev/withdrawn") == f"app:{probe}" and settled
+            else None
+        )
+
+    deployment = wait_for(rolled, DETECTED, 2, f"{name} rolled once, its new pod ready")
+    (pod,) = _pods(kind_cluster, namespace, name)
+    assert f"app:{probe}" not in pod.metadata.annotations.get("productionpolicy.dev/injected", "")
+    for _ in range(10):
+        (pod,) = _pods(kind_cluster, namespace, name)
+        assert [s.restart_count for s in pod.status.container_statuses] == [0]
+        time.sleep(3)
+    return deployment
+
+
 def test_withdraw_takes_a_failing_liveness_default_out_of_the_deployment_once_and_back_when_fixed(
     kind_cluster: KindNodes, release: Release, namespace: str, make_policy: Any
 ) -> None:
@@ -261,30 +289,10 @@ def test_withdraw_takes_a_failing_liveness_default_out_of_the_deployment_once_an
     assert (event.involved_object.kind, event.involved_object.name) == ("Deployment", "web")
     assert "rolled once" in event.message
 
-    # Rolled once: the template says what is withdrawn, and the new pods run without that probe.
-    def rolled() -> Any:
-        deployment = apps.read_namespaced_deployment("web", namespace)
-        annotations = deployment.spec.template.metadata.annotations or {}
-        done = (deployment.status.updated_replicas or 0) == 1 and (deployment.status.ready_replicas or 0) == 1
-        settled = done and len(_pods(kind_cluster, namespace, "web")) == 1
-        return (
-            deployment
-            if annotations.get("productionpolicy.dev/withdrawn") == "app:liveness" and settled
-            else None
-        )
-
-    deployment = wait_for(rolled, DETECTED, 2, "web rolled once, its new pod ready")
-    generation = deployment.metadata.generation
-    (pod,) = _pods(kind_cluster, namespace, "web")
-    (app,) = pod.spec.containers
+    # Rolled once: the new pod runs without that probe, and stops restarting.
+    generation = _rolled_once_without(kind_cluster, namespace, "web", "liveness").metadata.generation
+    (app,) = _pods(kind_cluster, namespace, "web")[0].spec.containers
     assert app.liveness_probe is None
-    assert "app:liveness" not in pod.metadata.annotations.get("productionpolicy.dev/injected", "")
-    # It stops restarting: over a watched interval as long as the withdrawn probe took to kill it
-    # several times over (1 s delay + 2 failures x 3 s), its restart count stays 0.
-    for _ in range(10):
-        (pod,) = _pods(kind_cluster, namespace, "web")
-        assert [s.restart_count for s in pod.status.container_statuses] == [0]
-        time.sleep(3)
     assert (
         apps.read_namespaced_deployment("web", namespace).metadata.generation == generation
     )  # no second roll
@@ -318,3 +326,43 @@ def test_withdraw_takes_a_failing_liveness_default_out_of_the_deployment_once_an
         "the InjectedProbeRestored Event",
     )
     assert "changed its liveness default" in restored.message
+
+
+def test_withdraw_takes_a_failing_startup_default_out_of_a_slow_starter_once(
+    kind_cluster: KindNodes, release: Release, namespace: str, make_policy: Any
+) -> None:
+    apps = client.AppsV1Api(kind_cluster.cluster.api)
+    policy = f"startup-{namespace}"
+    startup = {"default": TCP, "onInjectedFailure": "Withdraw"}
+    make_policy(policy, {"match": {"namespaces": [namespace]}, "probes": {"startup": startup}})
+    # Listens only after 30 s: the injected tcpSocket startup probe gives it 1 + 2 x 3 s, every time.
+    apps.create_namespaced_deployment(
+        namespace, _deployment("slow", kind_cluster.busybox, "sleep 30 && " + web_server("late"))
+    )
+
+    status = _wait_status(kind_cluster, release, policy, _withdrawn("slow"), "slow's startup withdrawn")
+    (entry,) = status["withdrawnProbes"]
+    assert entry["workload"] == {"kind": "Deployment", "namespace": namespace, "name": "slow"}
+    assert (entry["container"], entry["probe"]) == ("app", "startup")
+    assert entry["lastFailure"].startswith("injected startup probe (tcpSocket on port 8080, ")
+    assert (
+        f"restarted {RESTARTS} times" in entry["lastFailure"] or "restarted 3 times" in entry["lastFailure"]
+    )
+    # The kubelet's word: its last Unhealthy Event ("Startup probe failed: ..."), else its Killing one.
+    assert any(word in entry["lastFailure"] for word in ("Startup probe failed", "failed startup probe"))
+    (event,) = wait_for(
+        lambda: _events(kind_cluster, namespace, "InjectedProbeWithdrawn"), 60, 1, "the Event"
+    )
+    assert (event.involved_object.kind, event.involved_object.name) == ("Deployment", "slow")
+    assert "probes.startup.onInjectedFailure: Withdraw" in event.message and "rolled once" in event.message
+
+    # Rolled once: the new pod starts as slowly as ever, is not killed for it, and stops restarting.
+    generation = _rolled_once_without(kind_cluster, namespace, "slow", "startup").metadata.generation
+    (pod,) = _pods(kind_cluster, namespace, "slow")
+    (app,) = pod.spec.containers
+    assert app.startup_probe is None
+    assert (
+        apps.read_namespaced_deployment("slow", namespace).metadata.generation == generation
+    )  # no second roll
+    status = _status(kind_cluster, policy)
+    assert [(e["workload"]["name"], e["probe"]) for e in status["withdrawnProbes"]] == [("slow", "startup")]
