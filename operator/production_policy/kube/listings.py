@@ -14,11 +14,10 @@ from production_policy import GROUP, PLURAL, VERSION
 from production_policy.kube.client import TIMEOUT, ApiClient, Watching, path
 from production_policy.kube.errors import ApiError, Expired
 
-LISTED = {
-    "ConfigMap": path("api", "v1", "configmaps"),
-    "Secret": path("api", "v1", "secrets"),
-    "Event": path("api", "v1", "events"),
-}
+CORE_PLURALS = {"ConfigMap": "configmaps", "Secret": "secrets", "Event": "events"}
+"""The core/v1 kinds read here, by their plural in a path."""
+
+LISTED = {kind: path("api", "v1", plural) for kind, plural in CORE_PLURALS.items()}
 """The ConfigMaps, the Secrets, or the core/v1 Events (the kubelet's), of every namespace."""
 
 
@@ -42,9 +41,10 @@ def read_source(api: ApiClient, kind: str, namespace: str, name: str) -> dict[st
 
     A GET without a resourceVersion is a consistent read: the object as of the moment of the call.
     """
-    plural = {"ConfigMap": "configmaps", "Secret": "secrets"}[kind]
     try:
-        found: dict[str, Any] = api.request("GET", path("api", "v1", "namespaces", namespace, plural, name))
+        found: dict[str, Any] = api.request(
+            "GET", path("api", "v1", "namespaces", namespace, CORE_PLURALS[kind], name)
+        )
     except ApiError as exc:
         if exc.status == 404:
             return None
