@@ -316,6 +316,17 @@ def managers(obj: Any) -> set[str]:
     return {entry.manager for entry in obj.metadata.managed_fields or []}
 
 
+def long_lived(cluster: Cluster, namespace: str, count: int) -> None:
+    """Deployments ``stay-N``, each on its own ConfigMap ``app-N`` (key LEVEL, "v0"), baselined."""
+    for i in range(count):
+        config_map(cluster, namespace, f"app-{i}", {"LEVEL": "v0"})
+        make_deployment(
+            cluster, namespace, f"stay-{i}", replicas=0, **env_from_key("ConfigMap", f"app-{i}", "LEVEL")
+        )
+    for i in range(count):
+        wait_baseline(cluster, namespace, f"stay-{i}")
+
+
 def still(seconds: float) -> None:
     """Give the controller time to do what it must not do."""
     time.sleep(seconds)
@@ -616,13 +627,7 @@ def test_workloads_created_and_deleted_while_config_maps_change_roll_only_what_c
     pods start with the new data: nothing to roll), and deletes one created two rounds before."""
     rounds = 8
     rollout_policy(make_policy, ns, debounceSeconds=0)
-    for i in range(rounds):
-        config_map(cluster, ns, f"app-{i}", {"LEVEL": "v0"})
-        make_deployment(
-            cluster, ns, f"stay-{i}", replicas=0, **env_from_key("ConfigMap", f"app-{i}", "LEVEL")
-        )
-    for i in range(rounds):
-        wait_baseline(cluster, ns, f"stay-{i}")
+    long_lived(cluster, ns, rounds)
     for r in range(rounds):
         patch_config_map(cluster, ns, f"app-{r}", {"data": {"LEVEL": "v1"}})
         make_deployment(cluster, ns, f"new-{r}", replicas=0, **env_from_key("ConfigMap", f"app-{r}", "LEVEL"))
@@ -674,13 +679,7 @@ def test_a_workload_created_right_after_its_config_map_changed_never_rolls_for_t
     rollout_policy(make_policy, ns, debounceSeconds=0)
     for i in range(FILLERS):
         config_map(cluster, ns, f"filler-{i}", {})
-    for r in range(rounds):
-        config_map(cluster, ns, f"app-{r}", {"LEVEL": "v0"})
-        make_deployment(
-            cluster, ns, f"stay-{r}", replicas=0, **env_from_key("ConfigMap", f"app-{r}", "LEVEL")
-        )
-    for r in range(rounds):
-        wait_baseline(cluster, ns, f"stay-{r}")
+    long_lived(cluster, ns, rounds)
     for r in range(rounds):
         busy_config_map_watch(cluster, ns)
         patch_config_map(cluster, ns, f"app-{r}", {"data": {"LEVEL": "v1"}})
